@@ -1,0 +1,71 @@
+"""``marketing-etl`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from sandbox.server import Sandbox, SandboxHTTPServer, format_env, parse_now
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(seed=args.seed, scale=args.scale, now=parse_now(args.now))
+    httpd = SandboxHTTPServer(sandbox, args.host, args.port, verbose=args.verbose)
+    world = sandbox.world
+    print(f"marketing-etl sandbox serving on {httpd.base_url} (seed={world.seed}, scale={world.scale}, now={world.now.isoformat()})")
+    for prefix in sandbox.routes:
+        print(f"  {httpd.base_url}/{prefix}")
+    print(f"  control: {httpd.base_url}/_sandbox/health")
+    print("# environment for the sources:")
+    print(format_env(sandbox.env(httpd.base_url)), flush=True)
+    if args.check:
+        # Serve, prove one request per API round-trips, and exit: what the README's
+        # first command shows on a fresh machine until the full demo exists.
+        from sandbox.selfcheck import run_selfcheck
+
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            ok = run_selfcheck(httpd.base_url, sandbox.env(httpd.base_url))
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            sandbox.close()
+        return 0 if ok else 1
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        sandbox.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marketing-etl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="serve local emulators of the five vendor APIs")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    sb.add_argument("--seed", type=int, default=42)
+    sb.add_argument("--scale", type=float, default=1.0, help="grow the world (100 gives ~1M calls)")
+    sb.add_argument("--now", default=None, help="the sandbox clock (ISO 8601, UTC); default: the current hour")
+    sb.add_argument("--check", action="store_true", help="serve, call every API once, print what came back, exit")
+    sb.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    sb.set_defaults(func=_cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The pieces every emulator shares: request/response objects, a tiny router,
+HTTP errors, the emulator base class, fault rules and the request log.
+
+Routing lives in each API's ``routes.py`` and state in its ``models.py``
+(moto's split); this module knows nothing about any one vendor.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, urlencode
+
+# Query parameters and headers whose values the request log never shows: the log is
+# served over HTTP and read by tests, and secrets must not travel further than needed.
+SECRET_QUERY_PARAMS = {"key", "api_key"}
+SECRET_HEADERS = {"authorization", "x-user-token"}
+
+
+class HTTPError(Exception):
+    """Raised by a handler to answer with a status code and a JSON body."""
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body if body is not None else {"error": _REASONS.get(status, "error")}
+        self.headers = headers or {}
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # path below the API prefix, always starting with "/"
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes = b""
+    base_url: str = ""  # scheme://host:port/<prefix>, for absolute pagination links
+    params: dict[str, str] = field(default_factory=dict)  # filled by the router
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def int_arg(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.arg(name)
+        if raw is None or raw == "":
+            value = default
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise HTTPError(400, {"error": f"parameter {name!r} must be an integer"})
+        if minimum is not None and value < minimum:
+            raise HTTPError(400, {"error": f"parameter {name!r} must be >= {minimum}"})
+        if maximum is not None and value > maximum:
+            value = maximum
+        return value
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise HTTPError(400, {"error": "body is not valid JSON"})
+
+    def url_with(self, path: str | None = None, **changes: Any) -> str:
+        """Absolute URL of this request (or ``path``) with query params replaced."""
+        query = {k: v[-1] for k, v in self.query.items()}
+        for k, v in changes.items():
+            if v is None:
+                query.pop(k, None)
+            else:
+                query[k] = str(v)
+        return f"{self.base_url}{path or self.path}" + (f"?{urlencode(query)}" if query else "")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # JSON-serialisable object, or bytes sent as they are
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        if isinstance(self.body, (bytes, bytearray)):
+            return bytes(self.body)
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, separators=(",", ":"), default=str).encode()
+
+
+Handler = Callable[[Request], Response | Any]
+
+
+class Router:
+    """Maps ``METHOD /path/{param}`` patterns to handlers; answers 404/405 itself."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/")
+        self._routes.append((method.upper(), re.compile(f"^{regex}/?$"), handler))
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def decorator(fn: Handler) -> Handler:
+            self.add(method, pattern, fn)
+            return fn
+
+        return decorator
+
+    def dispatch(self, request: Request) -> Response:
+        allowed = False
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            if method != request.method:
+                allowed = True
+                continue
+            request.params = match.groupdict()
+            result = handler(request)
+            return result if isinstance(result, Response) else Response(200, result)
+        if allowed:
+            raise HTTPError(405)
+        raise HTTPError(404, {"error": f"no route for {request.method} {request.path}"})
+
+
+class Emulator:
+    """One vendor API. Subclasses set ``name`` and ``prefixes`` and fill routers.
+
+    ``prefixes`` maps a URL prefix (``"retreaver"``) to the Router serving it; most
+    APIs have one, Retreaver has two (its v2 calls live on another host).
+    """
+
+    name: str = ""
+
+    def __init__(self, world: "World") -> None:  # noqa: F821 - forward ref to sandbox.world
+        self.world = world
+        self.lock = threading.RLock()
+        self.prefixes: dict[str, Router] = {}
+
+    # Subclasses implement these four.
+    def env(self, base_url: str) -> dict[str, str]:
+        """Environment variables a source needs to talk to this emulator."""
+        raise NotImplementedError
+
+    def advance(self, old_now: datetime, new_now: datetime) -> None:
+        """Move the world forward: new activity and late changes up to ``new_now``."""
+        raise NotImplementedError
+
+    def truth(self) -> dict[str, Any]:
+        """What a correct pipeline must end up with: counts and sums per entity."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (files, connections). Called on reset and shutdown."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ----------------------------------------------------------------------------- faults
+
+FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "truncate")
+
+
+@dataclass
+class FaultRule:
+    """Make a share of matching requests misbehave.
+
+    kind: ``429`` (with ``Retry-After``), ``500``/``502``/``503``, ``drop`` (close the
+    connection without answering), ``slow`` (answer after ``delay`` seconds) or
+    ``truncate`` (send the headers and half the body, then close).
+    ``rate`` is the share of matching requests hit (drawn from a seeded RNG, so runs
+    repeat); ``count`` caps how many are hit in all (None: no cap).
+    """
+
+    kind: str
+    api: str = "*"
+    rate: float = 1.0
+    count: int | None = None
+    retry_after: int | None = 1
+    delay: float = 2.0
+    path_contains: str | None = None
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {self.kind!r}")
+        if not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError("fault rate must be between 0 and 1")
+        self.rate = float(self.rate)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "api": self.api,
+            "rate": self.rate,
+            "count": self.count,
+            "retry_after": self.retry_after,
+            "delay": self.delay,
+            "path_contains": self.path_contains,
+            "hits": self.hits,
+        }
+
+
+class FaultInjector:
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"faults-{seed}")
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def set(self, rules: Iterable[FaultRule]) -> None:
+        with self._lock:
+            self._rules = list(rules)
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def rules(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.as_dict() for r in self._rules]
+
+    def pick(self, api: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.api not in ("*", api):
+                    continue
+                if rule.path_contains and rule.path_contains not in path:
+                    continue
+                if rule.count is not None and rule.hits >= rule.count:
+                    continue
+                if self._rng.random() < rule.rate:
+                    rule.hits += 1
+                    return rule
+        return None
+
+
+# ----------------------------------------------------------------------- request log
+
+
+def redact_query(query: dict[str, list[str]]) -> dict[str, str]:
+    return {k: ("***" if k in SECRET_QUERY_PARAMS else v[-1]) for k, v in query.items()}
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("***" if k in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+class RequestLog:
+    """Every request an emulated route saw, numbered, secrets masked."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._seq += 1
+            entry["seq"] = self._seq
+            self._entries.append(entry)
+
+    def entries(self, api: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._entries if e["seq"] > since and (api is None or e["api"] == api)]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def parse_query(raw: str) -> dict[str, list[str]]:
+    return parse_qs(raw, keep_blank_values=True)
+
+
+def monotonic() -> float:
+    return time.monotonic()

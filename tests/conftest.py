@@ -1,0 +1,29 @@
+"""Shared fixtures: one sandbox server per test session, reset before each test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxThread
+
+# The sandbox clock sits 10 days behind the wall clock in tests, so a test can
+# advance it several days without its data landing in the future.
+TEST_NOW = (datetime.now(timezone.utc) - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+TEST_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    with SandboxThread(seed=TEST_SEED, scale=1.0, now=TEST_NOW) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server) -> SandboxControl:
+    """A freshly reset sandbox (same seed, scale and clock), no faults, empty log."""
+    control = SandboxControl(sandbox_server.base_url)
+    control.reset(seed=TEST_SEED, scale=1.0, now=TEST_NOW.isoformat())
+    return control
