@@ -123,7 +123,9 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/")
+        # Literal parts are escaped ("/calls.json" must not match "/calls/x.json").
+        parts = re.split(r"\{(\w+)\}", pattern.rstrip("/") or "/")
+        regex = "".join(f"(?P<{p}>[^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(parts))
         self._routes.append((method.upper(), re.compile(f"^{regex}/?$"), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
