@@ -1,0 +1,609 @@
+"""Retreaver's HTTP surface: two routers (api.retreaver.com and canary.retreaver.com)
+that parse requests, ask the store and shape responses like the vendor doc's
+examples. Doc references are to /work/shared/api-docs/retreaver.txt sections.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+
+from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.retreaver.models import (
+    _CITIES,
+    _WEBHOOKS,
+    API_KEY,
+    COMPANY_ID,
+    CallFilter,
+    RetreaverStore,
+    day_bounds_ms,
+    fmt_offset,
+    fmt_z,
+    fmt_zms,
+    ms_of,
+    money,
+    money_str,
+)
+PER_PAGE = 25  # "returns 25 results per page" (doc: Paginated)
+MAX_PER_PAGE = 100  # contract: per_page accepted up to 100
+REPORT_FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value")
+
+# Error texts from the doc's "Errors" table; the body shape is a sandbox choice (the doc shows none).
+_ERRORS = {
+    400: "Bad Request -- Your request was unintelligible. Check your formatting.",
+    401: "Unauthorized -- Your API key is wrong or missing.",
+    403: "Forbidden -- You didn't pass in your Company ID or you're using the wrong API key.",
+    404: "Not Found -- It actually, really doesn't exist.",
+    406: "Not Acceptable -- You requested a format that isn't JSON, or, sigh, XML.",
+}
+
+
+def fail(status: int, detail: str | None = None) -> HTTPError:
+    body: dict[str, Any] = {"error": _ERRORS[status]}
+    if detail:
+        body["message"] = detail
+    return HTTPError(status, body)
+
+
+# ------------------------------------------------------------------- request helpers
+
+
+def authenticate(request: Request) -> None:
+    """Doc "Authentication" + "Errors": key missing/wrong -> 401; a company the key
+    cannot access -> 403. company_id may be omitted: the key has one company."""
+    if request.arg("api_key") != API_KEY:
+        raise fail(401)
+    company = request.arg("company_id")
+    if company is not None and company != str(COMPANY_ID):
+        raise fail(403)
+
+
+def split_format(ref: str) -> str:
+    """``abc.json`` -> ``abc``. JSON only: the sandbox does not emulate XML (406)."""
+    stem, dot, ext = ref.rpartition(".")
+    if not dot or ext != "json":
+        raise fail(406, "the sandbox serves the .json format only")
+    return stem
+
+
+def paginate(request: Request, total: int) -> tuple[int, int, dict[str, str]]:
+    """page/per_page -> (offset, limit, Link header). rel first/prev/last/next as the
+    api-pagination style the doc's example shows (last + next on page 1)."""
+    page = request.int_arg("page", 1, minimum=1)
+    per_page = request.int_arg("per_page", PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
+    last = max(1, -(-total // per_page))
+    links = []
+    if page > 1:
+        links.append(f'<{request.url_with(page=1)}>; rel="first"')
+        links.append(f'<{request.url_with(page=min(page - 1, last))}>; rel="prev"')
+    if page < last:
+        links.append(f'<{request.url_with(page=last)}>; rel="last"')
+        links.append(f'<{request.url_with(page=page + 1)}>; rel="next"')
+    headers = {"Link": ", ".join(links)} if links else {}
+    return (page - 1) * per_page, per_page, headers
+
+
+def parse_timestamp(request: Request, name: str) -> int | None:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return None
+    # The doc's own curl examples put a raw "+00:00" in the URL, which arrives as a
+    # space: read it back as "+" (sandbox leniency).
+    text = raw.strip()
+    if len(text) > 6 and text[-6] == " " and text[-3] == ":":
+        text = text[:-6] + "+" + text[-5:]
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(400, f"{name} must be an RFC 3339 timestamp like 2016-01-01T00:00:00+00:00")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return ms_of(moment)
+
+
+# ------------------------------------------------------------------------ rendering
+
+
+def render_call_v1(store: RetreaverStore, call: dict[str, Any]) -> dict[str, Any]:
+    d = _call_detail(store, call)
+    number = store.numbers[call["number_idx"]]
+    affiliate = store.affiliates[number.affiliate] if number.affiliate is not None else None
+    return {
+        "uuid": call["uuid"],
+        "caller": call["caller"],
+        "caller_zip": d["zip"],
+        "caller_state": d["state"],
+        "caller_city": d["city"].upper(),
+        "caller_country": d["country"],
+        "dialed_call_duration": call["dialed_duration"],
+        "total_duration": call["total_duration"],
+        "status": "finished",
+        "start_time": fmt_z(call["created_ms"]),
+        "forwarded_time": fmt_z(d["forwarded_ms"]),
+        "end_time": fmt_z(d["end_ms"]),
+        "cid": store.campaigns[call["campaign_idx"]].cid,
+        "afid": affiliate.afid if affiliate else None,
+        "sid": number.sid,
+        "dialed_number": d["dialed_number"],
+        "updated_at": fmt_z(call["updated_ms"]),
+        "created_at": fmt_z(call["created_ms"]),
+        "recording_url": d["recording_url"],
+    }
+
+
+def render_call_v2(store: RetreaverStore, call: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the doc's "V2 - Get recent Calls" example, same types: revenue and
+    payout numbers (null until converted), charge_total/total_cost/profit_gross strings."""
+    d = _call_detail(store, call)
+    number = store.numbers[call["number_idx"]]
+    campaign = store.campaigns[call["campaign_idx"]]
+    affiliate = store.affiliates[number.affiliate] if number.affiliate is not None else None
+    target = store.targets[call["target_idx"]] if call["target_idx"] is not None else None
+    converted = call["converted"]
+    revenue_c = call["revenue_c"] if converted else None
+    payout_c = call["payout_c"] if converted else None
+    cost_c = call["cost_c"]
+    net_c = (revenue_c or 0) - (payout_c or 0)
+    determined_ms = call["converted_ms"] if converted else call["visible_ms"] - d["determine_lag_ms"]
+    tags: dict[str, str] = {"geo": d["geo"], "request_id": d["request_id"], "status": "success"}
+    if target is not None:
+        tags.update({"attempt": d["request_id"], "id": d["request_id"], "system_target_id": str(target.id)})
+    for key in ("utm_source", "utm_campaign", "email"):
+        if call[key] is not None:
+            tags[key] = call[key]
+    return {
+        "uuid": call["uuid"],
+        "caller": call["caller"],
+        "caller_number_sent": None,
+        "caller_zip": d["zip"],
+        "caller_state": d["state"],
+        "caller_city": d["city"],
+        "caller_country": d["country"],
+        "dialed_call_duration": call["dialed_duration"],
+        "total_duration": call["total_duration"],
+        "ivr_duration": d["ivr"],
+        "hold_duration": d["hold"],
+        "status": "finished",
+        "start_time": fmt_zms(call["created_ms"] - d["start_lead_ms"]),
+        "forwarded_time": fmt_zms(d["forwarded_ms"]),
+        "end_time": fmt_zms(d["end_ms"]),
+        "cid": campaign.cid,
+        "afid": affiliate.afid if affiliate else None,
+        "sid": number.sid,
+        "dialed_number": d["dialed_number"],
+        "revenue": money(revenue_c),
+        "payout": money(payout_c),
+        "postback_value": None,
+        "network_sale_timer_fired": None,
+        "affiliate_sale_timer_fired": None,
+        "target_sale_timer_fired": None,
+        "hung_up_by": d["hung_up_by"],
+        "duplicate": False,
+        "payable_duplicate": False,
+        "receivable_duplicate": False,
+        "callpixels_target_id": target.id if target else None,
+        "system_target_id": target.id if target else None,
+        "system_campaign_id": campaign.id,
+        "system_affiliate_id": affiliate.id if affiliate else None,
+        "fired_pixels_count": len(d["pixels"]),
+        "charge_total": money_str(cost_c),
+        "keys_pressed": ["1"],
+        "repeat": d["repeat"],
+        "affiliate_repeat": False,
+        "target_repeat": d["repeat"] if target else None,
+        "number_repeat": d["repeat"],
+        "visitor_url": d["visitor_url"],
+        "company_id": COMPANY_ID,
+        "conversions_determined_at": fmt_zms(determined_ms),
+        "updated_at": fmt_zms(call["updated_ms"]),
+        "created_at": fmt_zms(call["created_ms"]),
+        "billable_minutes": max(1, -(-call["total_duration"] // 60)),
+        "upstream_call_uuid": None,
+        "downstream_call_uuids": [],
+        "target_group": {"id": 1639, "name": "Acme Call Center"} if target else {},
+        "recording_url": d["recording_url"],
+        "number": number.number,
+        "converted": converted,
+        "payable": converted and payout_c is not None and payout_c > 0,
+        "receivable": converted,
+        "conversion_seconds": None,
+        "tid": target.tid if target else None,
+        "tags": tags,
+        "fired_pixels": d["pixels"],
+        "via": "inbound-dial",
+        "rescued": False,
+        "campaign_id": campaign.id,
+        "campaign_name": campaign.name,
+        "number_id": number.id,
+        "target_id": target.id if target else None,
+        "affiliate_name": f"{affiliate.first_name} {affiliate.last_name}" if affiliate else None,
+        "connected": target is not None,
+        "profit_gross": money_str(net_c - cost_c),
+        "profit_net": money(net_c),
+        "target_name": target.name if target else None,
+        "time_to_call_in_seconds": d["time_to_call"],
+        "time_to_connect_in_seconds": d["ivr"] + d["hold"],
+        "total_cost": money_str(cost_c),
+    }
+
+
+def _call_detail(store: RetreaverStore, call: dict[str, Any]) -> dict[str, Any]:
+    """Cosmetic fields, derived from the call's uuid so they never need storing."""
+    rng = store.world.rng("retreaver-call-detail", call["uuid"])
+    state, city, zip_code, country = rng.choice(_CITIES)
+    ivr_hold = call["total_duration"] - call["dialed_duration"]
+    ivr = rng.randint(0, ivr_hold)
+    created = call["created_ms"]
+    connected = call["target_idx"] is not None
+    # Two uuid-shaped ids joined by a comma, like the example's request_id/attempt tags.
+    request_id = ",".join(
+        f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-{rng.getrandbits(16):04x}-{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}"
+        for _ in range(2)
+    )
+    pixels = []
+    for order in range(rng.randint(1, 4)):
+        at = created + rng.randint(200, max(201, call["total_duration"] * 1000))
+        pixels.append(
+            {
+                "fired_pixel": {
+                    "url": "https://example.com",
+                    "fire_order": 0,
+                    "batch_uuid": f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4{rng.getrandbits(12):03x}-"
+                    f"{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}",
+                    "created_at": fmt_zms(at),
+                    "fired_at": fmt_zms(at - rng.randint(0, 150)),
+                    "status": "fired",
+                    "webhook_name": rng.choice(_WEBHOOKS) if order == 0 else _WEBHOOKS[0],
+                }
+            }
+        )
+    target = store.targets[call["target_idx"]] if connected else None
+    return {
+        "state": state,
+        "city": city,
+        "zip": zip_code,
+        "country": country,
+        "ivr": ivr,
+        "hold": ivr_hold - ivr,
+        "forwarded_ms": created + ivr_hold * 1000 if connected else None,
+        "end_ms": created + call["total_duration"] * 1000,
+        "start_lead_ms": rng.randint(50, 300),
+        "determine_lag_ms": rng.randint(50, 400),
+        "dialed_number": target.number if target else store.numbers[call["number_idx"]].number,
+        "recording_url": f"https://recordings.sandbox.test/{call['uuid']}.mp3" if connected else None,
+        "geo": f"{call['caller'][2:5]},{country.lower()},{country.lower()}-{zip_code or '00000'},{country.lower()}-{state.lower()}",
+        "request_id": request_id,
+        "pixels": pixels,
+        "repeat": rng.random() < 0.2,
+        "hung_up_by": rng.choice(["caller", "caller", "target"]) if connected else "caller",
+        "visitor_url": "https://www.acme-outdoor.test/lp",
+        "time_to_call": rng.randint(5, 400_000),
+    }
+
+
+def render_campaign(store: RetreaverStore, index: int) -> dict[str, Any]:
+    c = store.campaigns[index]
+    return {
+        "campaign": {
+            "id": c.id,  # doc "Our IDs vs Customer IDs": "id" is the internal ID
+            "cid": c.cid,
+            "name": c.name,
+            "updated_at": fmt_z(c.updated_ms),
+            "created_at": fmt_z(c.created_ms),
+            "record_calls": True,
+            "record_seconds": 3600,
+            "dedupe_seconds": 86400,
+            "affiliate_can_pull_number": False,
+            "show_key": f"{c.id * 7919:032x}",
+            "greeting": {"message": "Hi There! Press one to continue.", "voice_gender": "Female"},
+            "timers": [
+                {"timer": {"id": c.id * 2, "seconds": 0, "url": "https://track.sandbox.test/click?CID=[campaign_id]&AFID=[affiliate_id]&SID=[sub_id]"}},
+                {"timer": {"id": c.id * 2 + 1, "seconds": 90, "url": "https://track.sandbox.test/pixel?CID=[campaign_id]&AFID=[affiliate_id]&SID=[sub_id]&MerchantReferenceID=[caller_id]-[called_number]-[call_duration]"}},
+            ],
+            "menu_options": [{"menu_option": {"id": c.id + 50, "option": "1", "target_cid": None, "target_number": store.targets[index % len(store.targets)].number}}],
+        }
+    }
+
+
+def render_affiliate(store: RetreaverStore, index: int) -> dict[str, Any]:
+    a = store.affiliates[index]
+    return {
+        "affiliate": {
+            "id": a.id,
+            "afid": a.afid,
+            "first_name": a.first_name,
+            "last_name": a.last_name,
+            "company_name": a.company_name,
+            "updated_at": fmt_z(a.updated_ms),
+            "created_at": fmt_z(a.created_ms),
+        }
+    }
+
+
+def render_target(store: RetreaverStore, index: int) -> dict[str, Any]:
+    t = store.targets[index]
+    return {
+        "target": {
+            "id": t.id,
+            "number": t.number,
+            "sip_username": None,
+            "sip_password": None,
+            "cid_number_id": None,
+            "obfuscate_cid": False,
+            "created_at": fmt_offset(t.created_ms),
+            "updated_at": fmt_offset(t.updated_ms),
+            "object_key": t.object_key,
+            "tid": t.tid,
+            "priority": 1,
+            "weight": 1,
+            "timeout_seconds": 30,
+            "timer_offset": 0,
+            "send_digits": None,
+            "concurrency_cap": None,
+            "calls_in_progress": 0,
+            "inband_signals": False,
+            "time_zone": "Eastern Time (US & Canada)",
+            "paused": False,
+            "paused_at": None,
+            "name": t.name,
+        }
+    }
+
+
+def render_number(store: RetreaverStore, index: int) -> dict[str, Any]:
+    n = store.numbers[index]
+    campaign = store.campaigns[n.campaign]
+    return {
+        "number": {
+            "id": n.id,
+            "number": n.number,
+            "toll_free": n.number.startswith("+1888"),
+            "updated_at": fmt_z(n.updated_ms),
+            "created_at": fmt_z(n.created_ms),
+            "sid": n.sid,
+            "afid": store.affiliates[n.affiliate].afid if n.affiliate is not None else None,
+            "cid": campaign.cid,
+            "uses_campaign_settings": True,
+            "greeting": {"message": "Hi There! Press one to continue.", "voice_gender": "Female", "inherited": True},
+            "timers": [
+                {"id": campaign.id * 2, "seconds": 0, "url": "https://track.sandbox.test/click?CID=[campaign_id]&AFID=[affiliate_id]&SID=[sub_id]", "inherited": True},
+            ],
+            "menu_options": [
+                {"menu_option": {"id": campaign.id + 50, "option": "1", "target_cid": None, "target_number": store.targets[n.campaign % len(store.targets)].number, "inherited": True}}
+            ],
+        }
+    }
+
+
+def render_company(store: RetreaverStore) -> dict[str, Any]:
+    return {
+        "company": {
+            "id": COMPANY_ID,
+            "name": "Acme Outdoor",
+            "default_click_url": "https://track.sandbox.test/?a=[affiliate_id]&c=[campaign_id]&cp=js&s1=[sub_id]",
+            "default_sale_url": "https://track.sandbox.test/p?o=[campaign_id]&t=[call_log_id]-[caller_id]-[called_number]-[call_duration]",
+            "created_at": fmt_z(store.company_created_ms),
+            "updated_at": fmt_z(store.company_created_ms + 3 * 86_400_000),
+        }
+    }
+
+
+def report_row(facet_id: Any, facet_name: str, agg: dict[str, Any]) -> dict[str, Any]:
+    """One row shaped like the doc's report example (floats; durations are averages in
+    minutes, a sandbox reading of the example's 3.67 for 3 calls)."""
+    n = agg["count"]
+    revenue = round(agg["revenue_c"] / 100, 2)
+    payout = round(agg["payout_c"] / 100, 2)
+    cost = round(agg["cost_c"] / 100, 2)
+    avg_total = agg["duration"] / n / 60
+    avg_connected = agg["dialed"] / n / 60
+    return {
+        "id": facet_id,
+        "facet_name": facet_name,
+        "total_calls": n,
+        "repeat_count": 0.0,
+        "duplicate_count": 0.0,
+        "unique_calls": float(n),
+        "converted_count": float(agg["converted"]),
+        "revenue": revenue,
+        "payout": payout,
+        "cost": cost,
+        "total_duration": avg_total,
+        "total_duration_percent": 0.0,
+        "rescued_count": 0.0,
+        "rescued_revenue": 0.0,
+        "connected_duration": avg_connected,
+        "connected_duration_percent": (avg_connected / avg_total * 100) if avg_total else 0.0,
+        "in_progress_count": 0.0,
+        "profit": round((agg["revenue_c"] - agg["payout_c"] - agg["cost_c"]) / 100, 2),
+        "repeat_count_percent": 0,
+        "duplicate_count_percent": 0,
+        "converted_count_percent": agg["converted"] / n * 100,
+        "rescued_count_percent": 0,
+        "epc": round(agg["revenue_c"] / 100 / n, 4),
+        "cpc": round(agg["cost_c"] / 100 / n, 4),
+    }
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
+    """(api.retreaver.com router, canary.retreaver.com router)."""
+    api, canary = Router(), Router()
+
+    def guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def run(request: Request) -> Response:
+            authenticate(request)  # before anything else, even the format check
+            return handler(request)
+
+        return run
+
+    def fmt_only(request: Request) -> None:
+        split_format("x." + request.params["fmt"])
+
+    def wrapped_list(count: int, render: Callable[[RetreaverStore, int], dict[str, Any]], request: Request, indexes: list[int] | None = None) -> Response:
+        """A catalogue index: every object, 25 a page, ordered by internal id."""
+        fmt_only(request)
+        rows = indexes if indexes is not None else list(range(count))
+        offset, limit, headers = paginate(request, len(rows))
+        return Response(200, [render(store, i) for i in rows[offset : offset + limit]], headers)
+
+    # ---- calls (v1 on api, v2 on canary)
+    def call_filter(request: Request) -> CallFilter:
+        def lookup(name: str, find: Callable[[str], int | None]) -> int | None:
+            value = request.arg(name)
+            if value is None or value == "":
+                return None
+            found = find(value)
+            return -1 if found is None else found  # an unknown id matches no call
+
+        return CallFilter(
+            start_ms=parse_timestamp(request, "created_at_start"),
+            end_ms=parse_timestamp(request, "created_at_end"),
+            caller=request.arg("caller") or None,
+            campaign=lookup("client_cid", store.campaign_index),
+            affiliate=lookup("client_afid", store.affiliate_index),
+            target=lookup("client_tid", store.target_index),
+            sid=request.arg("sub_id") or None,
+        )
+
+    def list_calls(render: Callable[[RetreaverStore, dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Response]:
+        def handler(request: Request) -> Response:
+            fmt_only(request)
+            sort_by = request.arg("sort_by") or "created_at"
+            order = request.arg("order") or "desc"
+            if sort_by not in ("created_at", "updated_at"):
+                raise fail(400, "sort_by must be created_at or updated_at")
+            if order not in ("asc", "desc"):
+                raise fail(400, "order must be asc or desc")
+            flt = call_filter(request)
+            # Doc: "calls sorted by updated_at will forcefully be returned in desc order".
+            descending = sort_by == "updated_at" or order == "desc"
+            offset, limit, headers = paginate(request, store.count_calls(flt))
+            rows = store.list_calls(flt, sort_by, descending, offset, limit)
+            return Response(200, [{"call": render(store, row)} for row in rows], headers)
+
+        return handler
+
+    def get_call(render: Callable[[RetreaverStore, dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Response]:
+        def handler(request: Request) -> Response:
+            call = store.get_call(split_format(request.params["ref"]))
+            if call is None:
+                raise fail(404)
+            return Response(200, {"call": render(store, call)})
+
+        return handler
+
+    # Member routes first: the router does not escape the "." of "/calls.{fmt}", which
+    # would otherwise also match "/calls/<uuid>.json".
+    api.add("GET", "/calls/{ref}", guarded(get_call(render_call_v1)))
+    api.add("GET", "/calls.{fmt}", guarded(list_calls(render_call_v1)))
+    canary.add("GET", "/api/v2/calls/{ref}", guarded(get_call(render_call_v2)))
+    canary.add("GET", "/api/v2/calls.{fmt}", guarded(list_calls(render_call_v2)))
+
+    # ---- catalogue
+    def one(render: Callable[[RetreaverStore, int], dict[str, Any]], find: Callable[[str], int | None]) -> Callable[[Request], Response]:
+        def handler(request: Request) -> Response:
+            index = find(split_format(request.params["ref"]))
+            if index is None:
+                raise fail(404)
+            return Response(200, render(store, index))
+
+        return handler
+
+    def list_numbers(request: Request) -> Response:
+        wanted = [
+            i
+            for i, n in enumerate(store.numbers)
+            if (request.arg("cid") in (None, "", store.campaigns[n.campaign].cid))
+            and (request.arg("afid") in (None, "", n.affiliate is not None and store.affiliates[n.affiliate].afid))
+            and (request.arg("sid") in (None, "", n.sid))
+        ]
+        return wrapped_list(len(store.numbers), render_number, request, wanted)
+
+    api.add("GET", "/campaigns/cid/{ref}", guarded(one(render_campaign, store.campaign_index)))
+    api.add("GET", "/campaigns/{ref}", guarded(one(render_campaign, store.campaign_index_by_id)))
+    api.add("GET", "/campaigns.{fmt}", guarded(lambda r: wrapped_list(len(store.campaigns), render_campaign, r)))
+    api.add("GET", "/affiliates/afid/{ref}", guarded(one(render_affiliate, store.affiliate_index)))
+    api.add("GET", "/affiliates/{ref}", guarded(one(render_affiliate, store.affiliate_index_by_id)))
+    api.add("GET", "/affiliates.{fmt}", guarded(lambda r: wrapped_list(len(store.affiliates), render_affiliate, r)))
+    api.add("GET", "/targets/tid/{ref}", guarded(one(render_target, store.target_index)))
+    api.add("GET", "/targets/{ref}", guarded(one(render_target, store.target_index_by_id)))
+    api.add("GET", "/targets.{fmt}", guarded(lambda r: wrapped_list(len(store.targets), render_target, r)))
+    api.add("GET", "/numbers/{ref}", guarded(one(render_number, store.number_index_by_id)))
+    api.add("GET", "/numbers.{fmt}", guarded(list_numbers))
+
+    def company(request: Request) -> Response:
+        fmt_only(request)
+        return Response(200, render_company(store))
+
+    api.add("GET", "/company.{fmt}", guarded(company))
+
+    # ---- reports
+    def reports(request: Request) -> Response:
+        fmt_only(request)
+        if request.arg("domain") != "calls":
+            raise fail(400, "domain is mandatory and must be 'calls'")
+        facet = request.arg("facet")
+        if facet not in REPORT_FACETS:
+            raise fail(400, f"facet is mandatory, one of {list(REPORT_FACETS)}")
+        start, end = report_date(request, "created_at_start"), report_date(request, "created_at_end")
+        if start >= end:
+            raise fail(400, "created_at_start must be before created_at_end")
+        if end >= _add_years(start, 2):
+            raise fail(400, "created_at_start and created_at_end must be less than 2 years apart")
+        rows = report_rows(facet, request.arg("tag_value_key"), *day_bounds_ms(start, end))
+        page = request.int_arg("page", 1, minimum=1)
+        per_page = request.int_arg("per_page", PER_PAGE, minimum=1)
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        return Response(200, {"count": len(chunk), "count_total": len(rows), "data": chunk})
+
+    def report_rows(facet: str, tag_key: str | None, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        if facet == "tag_value":
+            # Only indexed tags are reported (doc: "Not all tag values are indexed").
+            if tag_key is None:
+                return [report_row(k, k, agg) for k, agg in store.report_tag_keys(start_ms, end_ms)]
+            if tag_key not in store.INDEXED_TAGS:
+                return []
+            return [report_row(agg["key"], agg["key"], agg) for agg in store.report("tag:" + tag_key, start_ms, end_ms)]
+        out = []
+        for agg in store.report(facet, start_ms, end_ms):
+            key = agg["key"]
+            if facet == "daily":
+                day = store.world.day(key).isoformat()
+                out.append(report_row(day, day, agg))
+            elif facet == "campaign":
+                c = store.campaigns[key]
+                out.append(report_row(c.id, c.name, agg))
+            elif facet == "publisher":
+                a = store.affiliates[key]
+                out.append(report_row(a.id, f"{a.first_name} {a.last_name}", agg))
+            elif facet == "buyer":
+                t = store.targets[key]
+                out.append(report_row(t.id, t.name, agg))
+            else:
+                n = store.numbers[key]
+                out.append(report_row(n.id, n.number, agg))
+        return out
+
+    api.add("GET", "/api/v1/reports.{fmt}", guarded(reports))
+    return api, canary
+
+
+def report_date(request: Request, name: str) -> date:
+    raw = request.arg(name)
+    if not raw:
+        raise fail(400, f"{name} is mandatory (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise fail(400, f"{name} must be a date, YYYY-MM-DD")
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
