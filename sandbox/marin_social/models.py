@@ -1,0 +1,552 @@
+"""Marin Social store: the dimensions (accounts, advertisers, media plans,
+campaigns, ad sets, ads) and their daily statistics. No HTTP here.
+
+Statistics are a pure function of (seed, scale, now): an ad's *final* figures for
+a day come from ``world.rng("marin-ad-day", ad_id, day_offset)``; what the API
+shows is the final figures scaled down by a maturity factor while the day is
+younger than ``RESTATEMENT_DAYS`` (and by the elapsed share of the day for the
+account's current, partial day). Every level above the ad (ad set, campaign, media
+plan) is the exact integer sum of its ads' visible figures, so levels tie out.
+
+Money is handled in integer cents of the account's currency throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from sandbox.world import Account, AdCampaign, World
+
+# Contract (README, Marin Social): main_metrics entries counted as conversions.
+CONVERSION_NAMES = ("leadgen.other", "app_custom_event.fb_mobile_purchase", "mobile_app_install")
+
+# Vendor doc, statistics examples: every row lists these main_metrics, in this order.
+MAIN_METRIC_NAMES = (
+    "like",
+    "rsvp",
+    "post_like",
+    "comment",
+    "post",
+    "photo_view",
+    "video_view",
+    "estimated_ad_recallers",
+    "mobile_app_install",
+    "deeplink_clicks",
+    "app_custom_event.fb_mobile_purchase",
+    "app_install",
+    "credit_spent",
+    "call_to_action_clicks",
+    "website_clicks",
+    "receive_offer",
+    "leadgen.other",
+    "link_click",
+    "store_visits",
+)
+
+# The metrics the synthetic world fills; the others are always 0 (as most are in
+# real accounts). Layout of a figures vector: impressions, clicks, spent cents, then
+# (number, amount cents) for each of these, in this order.
+ACTIVE_METRICS = (
+    "link_click",
+    "post_like",
+    "comment",
+    "photo_view",
+    "video_view",
+    "like",
+    "call_to_action_clicks",
+    "estimated_ad_recallers",
+    "mobile_app_install",
+    "app_custom_event.fb_mobile_purchase",
+    "leadgen.other",
+)
+IMPRESSIONS, CLICKS, SPENT = 0, 1, 2
+VECTOR_LEN = 3 + 2 * len(ACTIVE_METRICS)
+
+
+def metric_slot(name: str) -> int:
+    """Index of a metric's ``number`` in a figures vector (``amount`` is the next one)."""
+    return 3 + 2 * ACTIVE_METRICS.index(name)
+
+
+CONVERSION_SLOTS = frozenset(s for name in CONVERSION_NAMES for s in (metric_slot(name), metric_slot(name) + 1))
+
+# Contract: figures of the last 3 days may still change. Per-mille share of the
+# final figure visible at a given age (days) in the account's timezone: delivery
+# (impressions, clicks, spend, engagement) settles fast, conversions (attribution
+# windows) slowly. From RESTATEMENT_DAYS on, figures are final.
+RESTATEMENT_DAYS = 3
+DELIVERY_MATURITY = {0: 960, 1: 990, 2: 996}
+CONVERSION_MATURITY = {0: 700, 1: 860, 2: 950}
+
+# Bounded so that --scale 100 does not keep every ad-day in memory.
+FINAL_CACHE_SIZE = 100_000
+
+LEVELS = ("client", "campaign", "adset", "ad")
+AGGREGATES = ("period", "day", "month")
+
+# Facebook media plan objectives (vendor doc, "Create a new media plan"); they decide
+# which conversions a plan's ads produce.
+_OBJECTIVES = ("lead_gen", "mobile_app_install", "outside_traffic")
+_OBJECTIVE_LABEL = {"lead_gen": "Lead Gen", "mobile_app_install": "App Installs", "outside_traffic": "Traffic"}
+
+
+@dataclass(frozen=True)
+class Advertiser:
+    id: str
+    name: str
+    currency: str
+    reporting_week: str
+
+
+@dataclass(frozen=True)
+class MediaPlan:
+    id: str
+    name: str
+    account_id: str
+    advertiser_id: str
+    io_number: str
+    general_objective: str
+    account_network_id: str
+    business_manager_id: str
+    report_hash: str
+    lead_value_cents: int  # what one lead is worth to this plan (leadgen.other amount)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    index: int  # position in world.marin_campaigns
+    account_id: str
+    client_id: str  # media plan id
+    created_day: int
+    daily_budget: int
+    special_ad_category: str
+    report_hash: str
+
+
+@dataclass(frozen=True)
+class AdSet:
+    id: str
+    name: str
+    campaign_id: str
+    client_id: str
+    daily_budget: int
+    bid: str
+    promoted_object: str
+    optimization_goal: str
+
+
+@dataclass(frozen=True)
+class Ad:
+    id: str
+    name: str
+    adset_id: str
+    campaign_id: str
+    client_id: str
+    account_id: str
+    created_day: int
+    type: str
+    bid: float
+    page: str
+    # Generation parameters (not shown by the API).
+    base_impressions: int
+    ctr: float
+    cpm_cents: float
+    link_share: float
+    lead_rate: float
+    install_rate: float
+    purchase_rate: float
+    order_value_cents: int
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def cents_to_json(cents: int) -> int | float:
+    """Money as a JSON number with at most two decimals (the doc shows numbers, and
+    whole amounts as integers like ``0``).
+
+    ``cents / 100`` is the double nearest to the exact value, and Python prints the
+    shortest text that reads back as that double, so the JSON text is exact.
+    """
+    return cents // 100 if cents % 100 == 0 else cents / 100
+
+
+class MarinStore:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.accounts: list[Account] = list(world.accounts)
+        self.account_by_id = {a.id: a for a in self.accounts}
+        self.tz = {a.id: ZoneInfo(a.timezone) for a in self.accounts}
+        self.account_network_id = {a.id: str(world.rng("marin-account", a.id).randint(10**17, 10**18 - 1)) for a in self.accounts}
+        self.advertisers = self._make_advertisers()
+        self.advertiser_by_id = {a.id: a for a in self.advertisers}
+        self.campaigns: list[Campaign] = []
+        self.adsets_by_campaign: dict[str, list[AdSet]] = {}
+        self.ads_by_adset: dict[str, list[Ad]] = {}
+        self.media_plans = self._make_media_plans(world.marin_campaigns)
+        self.plan_by_id = {p.id: p for p in self.media_plans}
+        self.plan_by_io = {p.io_number: p for p in self.media_plans}
+        for i, source in enumerate(world.marin_campaigns):
+            self._add_campaign(i, source)
+        self.campaign_by_id = {c.id: c for c in self.campaigns}
+        self.adset_by_id = {s.id: s for sets in self.adsets_by_campaign.values() for s in sets}
+        self.ad_by_id = {a.id: a for ads in self.ads_by_adset.values() for a in ads}
+        self._final = lru_cache(maxsize=FINAL_CACHE_SIZE)(self._generate_final)
+        # Statistics rows of recent queries: a client pages through one query, and
+        # each page would otherwise rebuild every row. Keyed by the clock too.
+        self._stats_cache: dict[tuple[Any, ...], list[tuple[dict[str, Any], list[int]]]] = {}
+
+    # ---------------------------------------------------------------- dimensions
+    def _make_advertisers(self) -> list[Advertiser]:
+        return [
+            Advertiser("101", "Acme Outdoor Americas", "USD", "Monday_Sunday"),
+            Advertiser("102", "Acme Outdoor Europe", "EUR", "Monday_Sunday"),
+            Advertiser("103", "Acme Outdoor UK", "GBP", "Saturday_Friday"),
+            Advertiser("104", "Acme Outdoor Labs", "USD", "Sunday_Saturday"),  # no media plan yet
+        ]
+
+    def _advertiser_for(self, account: Account) -> str:
+        return {"USD": "101", "EUR": "102", "GBP": "103"}[account.currency]
+
+    def _make_media_plans(self, campaigns: list[AdCampaign]) -> list[MediaPlan]:
+        plans: dict[str, MediaPlan] = {}
+        for c in campaigns:
+            if c.media_plan_id is None or c.media_plan_id in plans:
+                continue
+            rng = self.world.rng("marin-media-plan", c.media_plan_id)
+            account = self.account_by_id[c.account_id]
+            # Plans of one account take the objectives in turn (world: 3 plans per account).
+            objective = _OBJECTIVES[sum(1 for p in plans.values() if p.account_id == account.id) % len(_OBJECTIVES)]
+            plans[c.media_plan_id] = MediaPlan(
+                id=c.media_plan_id,
+                name=f"{account.name} - {_OBJECTIVE_LABEL[objective]}",
+                account_id=account.id,
+                advertiser_id=self._advertiser_for(account),
+                io_number=f"IO-{self.world.seed % 1000:03d}-{c.media_plan_id}",
+                general_objective=objective,
+                account_network_id=self.account_network_id[account.id],
+                business_manager_id=str(rng.randint(10**15, 10**16 - 1)),
+                report_hash=f"{rng.getrandbits(96):024x}",
+                lead_value_cents=rng.choice([1500, 2500, 4000]) if objective == "lead_gen" else 0,
+            )
+        return sorted(plans.values(), key=lambda p: int(p.id))
+
+    def _add_campaign(self, i: int, source: AdCampaign) -> None:
+        assert source.media_plan_id is not None
+        rng = self.world.rng("marin-campaign-shape", i)
+        plan = self.plan_by_id[source.media_plan_id]
+        campaign = Campaign(
+            id=source.id,
+            name=source.name,
+            index=i,
+            account_id=source.account_id,
+            client_id=source.media_plan_id,
+            created_day=source.created_day,
+            daily_budget=rng.choice([20, 30, 50, 75, 100, 150, 200]),
+            special_ad_category="none",
+            report_hash=f"{rng.getrandbits(96):024x}",
+        )
+        self.campaigns.append(campaign)
+        n_sets = rng.randint(2, 4)
+        sets: list[AdSet] = []
+        for j in range(n_sets):
+            adset_id = str(23850000000 + i * 10 + j)
+            goal = {"lead_gen": "lead_generation", "mobile_app_install": "app_installs"}.get(plan.general_objective, "link_clicks")
+            adset = AdSet(
+                id=adset_id,
+                name=f"{source.name} - adset {j + 1}",
+                campaign_id=campaign.id,
+                client_id=campaign.client_id,
+                daily_budget=max(1, campaign.daily_budget // n_sets),
+                bid=f"{rng.randint(20, 250) / 100:.2f}",
+                promoted_object=str(rng.randint(100000, 999999)),
+                optimization_goal=goal,
+            )
+            sets.append(adset)
+            n_ads = rng.randint(1, 3)
+            self.ads_by_adset[adset_id] = [self._make_ad(campaign, plan, adset, j, k, n_sets * n_ads) for k in range(n_ads)]
+        self.adsets_by_campaign[campaign.id] = sets
+
+    def _make_ad(self, campaign: Campaign, plan: MediaPlan, adset: AdSet, j: int, k: int, share: int) -> Ad:
+        ad_id = str(23860000000 + campaign.index * 100 + j * 10 + k)
+        rng = self.world.rng("marin-ad", ad_id)
+        cpm_cents = rng.uniform(300, 1500)
+        # Size impressions so that a campaign spends about its daily budget.
+        base = int(campaign.daily_budget * 100 / share / cpm_cents * 1000)
+        objective = plan.general_objective
+        return Ad(
+            id=ad_id,
+            name=f"{campaign.name} - ad {j + 1}.{k + 1}",
+            adset_id=adset.id,
+            campaign_id=campaign.id,
+            client_id=campaign.client_id,
+            account_id=campaign.account_id,
+            created_day=campaign.created_day,
+            type=rng.choice(["page_post_ad", "bulk_page_post_ad"]),
+            bid=round(rng.uniform(0.01, 1.5), 2),
+            page=str(rng.randint(10**8, 10**9 - 1)),
+            base_impressions=max(200, base),
+            ctr=rng.uniform(0.006, 0.03),
+            cpm_cents=cpm_cents,
+            link_share=rng.uniform(0.55, 0.9),
+            lead_rate=rng.uniform(0.03, 0.09) if objective == "lead_gen" else 0.0,
+            install_rate=rng.uniform(0.05, 0.12) if objective == "mobile_app_install" else 0.0,
+            purchase_rate=rng.uniform(0.05, 0.2) if objective == "mobile_app_install" else 0.0,
+            order_value_cents=rng.randint(2000, 12000),
+        )
+
+    def plan(self, ident: str) -> MediaPlan | None:
+        """A media plan by id or io_number (vendor doc: "id or io_number of the client")."""
+        return self.plan_by_id.get(ident) or self.plan_by_io.get(ident)
+
+    def campaigns_of(self, plan_id: str) -> list[Campaign]:
+        return [c for c in self.campaigns if c.client_id == plan_id]
+
+    def ads_of_campaign(self, campaign_id: str) -> list[Ad]:
+        return [ad for s in self.adsets_by_campaign[campaign_id] for ad in self.ads_by_adset[s.id]]
+
+    # ----------------------------------------------------------------------- time
+    def midnight(self, account_id: str, day: date) -> datetime:
+        return datetime.combine(day, time(0), tzinfo=self.tz[account_id])
+
+    def local_today(self, account_id: str) -> date:
+        """The account's latest day that has started: its midnight is before now.
+
+        A day whose midnight is exactly ``now`` has no elapsed time and no figures yet.
+        """
+        today = self.world.now.astimezone(self.tz[account_id]).date()
+        if self.midnight(account_id, today) >= self.world.now:
+            today -= timedelta(days=1)
+        return today
+
+    def campaign_days(self, campaign: Campaign | Ad) -> list[date]:
+        """The account-local dates with figures: from creation through the partial today."""
+        first = self.world.day(campaign.created_day)
+        last = self.local_today(campaign.account_id)
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    # ---------------------------------------------------------------- statistics
+    def _generate_final(self, ad_id: str, offset: int) -> tuple[int, ...]:
+        """An ad's final (fully matured) figures for one day; never depends on now."""
+        ad = self.ad_by_id[ad_id]
+        rng = self.world.rng("marin-ad-day", ad_id, offset)
+        v = [0] * VECTOR_LEN
+        impressions = int(ad.base_impressions * rng.uniform(0.6, 1.4))
+        clicks = round(impressions * ad.ctr * rng.uniform(0.8, 1.2))
+        link = round(clicks * ad.link_share)
+        v[IMPRESSIONS], v[CLICKS] = impressions, clicks
+        v[SPENT] = round(impressions * ad.cpm_cents / 1000 * rng.uniform(0.9, 1.1))
+        v[metric_slot("link_click")] = link
+        v[metric_slot("post_like")] = round(impressions * rng.uniform(0.001, 0.004))
+        v[metric_slot("comment")] = round(impressions * rng.uniform(0.0, 0.0006))
+        v[metric_slot("photo_view")] = round(impressions * rng.uniform(0.0, 0.01))
+        v[metric_slot("video_view")] = round(impressions * rng.uniform(0.01, 0.05))
+        v[metric_slot("like")] = round(clicks * rng.uniform(0.0, 0.05))
+        v[metric_slot("call_to_action_clicks")] = round(link * rng.uniform(0.3, 0.6))
+        v[metric_slot("estimated_ad_recallers")] = round(impressions * rng.uniform(0.02, 0.06))
+        leads = round(link * ad.lead_rate * rng.uniform(0.5, 1.5))
+        installs = round(link * ad.install_rate * rng.uniform(0.5, 1.5))
+        purchases = round(installs * ad.purchase_rate * rng.uniform(0.5, 1.5))
+        plan = self.plan_by_id[ad.client_id]
+        v[metric_slot("leadgen.other")] = leads
+        v[metric_slot("leadgen.other") + 1] = leads * plan.lead_value_cents
+        v[metric_slot("mobile_app_install")] = installs
+        v[metric_slot("app_custom_event.fb_mobile_purchase")] = purchases
+        v[metric_slot("app_custom_event.fb_mobile_purchase") + 1] = round(purchases * ad.order_value_cents * rng.uniform(0.8, 1.2))
+        return tuple(v)
+
+    def visible(self, ad: Ad, day: date, today: date) -> tuple[int, ...]:
+        """What the API shows today for ``ad`` on ``day`` (an account-local date)."""
+        final = self._final(ad.id, self.world.day_offset(day))
+        age = (today - day).days
+        if age >= RESTATEMENT_DAYS:
+            return final
+        num, den = 1, 1
+        if age == 0:
+            # The current day is partial: only the elapsed share of it has happened.
+            start = self.midnight(ad.account_id, day)
+            end = self.midnight(ad.account_id, day + timedelta(days=1))  # 23h/25h on DST days
+            num, den = int((self.world.now - start).total_seconds()), int((end - start).total_seconds())
+        delivery, conversion = DELIVERY_MATURITY[age], CONVERSION_MATURITY[age]
+        return tuple(
+            value * (conversion if slot in CONVERSION_SLOTS else delivery) * num // (1000 * den) for slot, value in enumerate(final)
+        )
+
+    def day_window(self, account_id: str, start: datetime | None, end: datetime | None) -> tuple[date | None, date | None]:
+        """[first, stop) account-local dates whose midnight lies in [start, end)."""
+        first = stop = None
+        tz = self.tz[account_id]
+        if start is not None:
+            first = start.astimezone(tz).date()
+            if self.midnight(account_id, first) < start:
+                first += timedelta(days=1)
+        if end is not None:
+            stop = end.astimezone(tz).date()
+            if self.midnight(account_id, stop) < end:
+                stop += timedelta(days=1)
+        return first, stop
+
+    def statistics(
+        self,
+        plan: MediaPlan,
+        ads: list[Ad],
+        level: str,
+        aggregate: str,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> list[tuple[dict[str, Any], list[int]]]:
+        """Statistics rows for ``ads`` (all in ``plan``), grouped by level and period,
+        as (id/date columns, summed figures): ``stats_row`` renders only the page shown."""
+        key = (plan.id, tuple(a.id for a in ads), level, aggregate, start, end, self.world.now)
+        cached = self._stats_cache.get(key)
+        if cached is not None:
+            return cached
+        first, stop = self.day_window(plan.account_id, start, end)
+        today = self.local_today(plan.account_id)
+        buckets: dict[tuple[str, str], list[int]] = {}
+        ids: dict[str, dict[str, str]] = {}
+        for ad in ads:
+            group = {"client": ad.client_id, "campaign": ad.campaign_id, "adset": ad.adset_id, "ad": ad.id}[level]
+            ids.setdefault(group, self._ids(ad, level))
+            for day in self.campaign_days(ad):
+                if (first is not None and day < first) or (stop is not None and day >= stop):
+                    continue
+                period = {"day": day.isoformat(), "month": day.strftime("%Y-%m"), "period": ""}[aggregate]
+                acc = buckets.setdefault((period, group), [0] * VECTOR_LEN)
+                for slot, value in enumerate(self.visible(ad, day, today)):
+                    acc[slot] += value
+        rows = []
+        for period, group in sorted(buckets):
+            head: dict[str, Any] = dict(ids[group])
+            if aggregate == "day":
+                head["date"] = period
+            elif aggregate == "month":
+                head["month"] = period
+            rows.append((head, buckets[(period, group)]))
+        if len(self._stats_cache) > 16:
+            self._stats_cache.clear()
+        self._stats_cache[key] = rows
+        return rows
+
+    @staticmethod
+    def _ids(ad: Ad, level: str) -> dict[str, str]:
+        """The id columns of a row at ``level``: the object's id and its parents'."""
+        out = {"client_id": ad.client_id}
+        if level in ("campaign", "adset", "ad"):
+            out["campaign_id"] = ad.campaign_id
+        if level in ("adset", "ad"):
+            out["adset_id"] = ad.adset_id
+        if level == "ad":
+            out["ad_id"] = ad.id
+        return out
+
+    # ---------------------------------------------------------------------- truth
+    def truth(self) -> dict[str, Any]:
+        ad_total, campaign_total = _Totals(), _Totals()
+        plan_totals: dict[str, _Totals] = {p.id: _Totals() for p in self.media_plans}
+        for campaign in self.campaigns:
+            currency = self.account_by_id[campaign.account_id].currency
+            today = self.local_today(campaign.account_id)
+            ads = self.ads_of_campaign(campaign.id)
+            for day in self.campaign_days(campaign):
+                day_sum = [0] * VECTOR_LEN
+                for ad in ads:
+                    figures = self.visible(ad, day, today)
+                    ad_total.add(figures, currency)
+                    for slot, value in enumerate(figures):
+                        day_sum[slot] += value
+                campaign_total.add(day_sum, currency)
+                plan_totals[campaign.client_id].add(day_sum, currency)
+        n_adsets = sum(len(s) for s in self.adsets_by_campaign.values())
+        return {
+            "accounts": {"count": len(self.accounts)},
+            "advertisers": {"count": len(self.advertisers)},
+            "media_plans": {"count": len(self.media_plans), "by_id": {pid: t.as_dict() for pid, t in plan_totals.items()}},
+            "campaigns": {"count": len(self.campaigns)},
+            "ad_sets": {"count": n_adsets},
+            "ads": {"count": len(self.ad_by_id)},
+            "campaign_stats_daily": campaign_total.as_dict(),
+            "ad_stats_daily": ad_total.as_dict(),
+        }
+
+
+class _Totals:
+    """Row count and sums of daily statistics rows, money per currency."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.impressions = 0
+        self.clicks = 0
+        self.spent: dict[str, int] = {}
+        self.conversions = {name: 0 for name in CONVERSION_NAMES}
+        self.value: dict[str, int] = {}
+
+    def add(self, figures: Iterable[int], currency: str) -> None:
+        v = list(figures)
+        self.count += 1
+        self.impressions += v[IMPRESSIONS]
+        self.clicks += v[CLICKS]
+        self.spent[currency] = self.spent.get(currency, 0) + v[SPENT]
+        for name in CONVERSION_NAMES:
+            self.conversions[name] += v[metric_slot(name)]
+            self.value[currency] = self.value.get(currency, 0) + v[metric_slot(name) + 1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "sum_impressions": self.impressions,
+            "sum_clicks": self.clicks,
+            "sum_spent_by_currency": {c: str(cents_to_decimal(v)) for c, v in sorted(self.spent.items())},
+            "sum_conversions": sum(self.conversions.values()),
+            "sum_conversions_by_name": dict(self.conversions),
+            "sum_conversions_value_by_currency": {c: str(cents_to_decimal(v)) for c, v in sorted(self.value.items())},
+        }
+
+
+def _ratio(num: float, den: float, factor: float = 1.0) -> float:
+    return round(num * factor / den, 4) if den else 0
+
+
+def stats_row(head: dict[str, Any], v: list[int]) -> dict[str, Any]:
+    """The vendor doc's statistics row for a summed figures vector, after the id
+    (and date) columns in ``head``."""
+    impressions, clicks, spent = v[IMPRESSIONS], v[CLICKS], v[SPENT]
+    link = v[metric_slot("link_click")]
+    conversions = sum(v[metric_slot(n)] for n in CONVERSION_NAMES)
+    income = sum(v[metric_slot(n) + 1] for n in CONVERSION_NAMES)
+    metrics = []
+    for name in MAIN_METRIC_NAMES:
+        number = amount = 0
+        if name in ACTIVE_METRICS:
+            number, amount = v[metric_slot(name)], v[metric_slot(name) + 1]
+        metrics.append({"name": name, "amount": cents_to_json(amount), "number": number, "object_id": ""})
+    return {
+        **head,
+        "ctr": _ratio(clicks, impressions, 100),
+        "ctrLinks": _ratio(link, impressions, 100),
+        "convRate": _ratio(conversions, clicks, 100),
+        "convRateLinks": _ratio(conversions, link, 100),
+        "cpc": _ratio(spent / 100, clicks),
+        "cpm": _ratio(spent / 100, impressions, 1000),
+        "cpa": _ratio(spent / 100, conversions),
+        "income": cents_to_json(income),
+        "roi": _ratio(income - spent, spent, 100),
+        "main_metrics": metrics,
+        "other_metrics": [],
+        "impression": impressions,
+        "click": clicks,
+        "spent": cents_to_json(spent),
+    }
+
+
+def nb_pages(total: int, limit: int) -> int:
+    return max(1, math.ceil(total / limit))
