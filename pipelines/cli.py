@@ -9,6 +9,13 @@ import threading
 
 from sandbox.server import Sandbox, SandboxHTTPServer, format_env, parse_now
 
+# Exit codes a scheduler can act on.
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # some sources failed, others loaded
+EXIT_CONFIG = 2  # the command or its configuration is wrong
+EXIT_NOTHING_RAN = 3  # no source loaded anything
+
+
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox(seed=args.seed, scale=args.scale, now=parse_now(args.now))
@@ -46,6 +53,27 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.runner import Runner
+
+    names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    try:
+        runner = Runner(args.warehouse, names)
+    except ValueError as exc:
+        print(f"marketing-etl run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    result = runner.run()
+    for source in result.sources:
+        print(f"{source.status:<8} {source.name:<13} {source.message}")
+    if result.failed:
+        print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
+        return EXIT_NOTHING_RAN if not result.loaded else EXIT_PARTIAL
+    if not result.loaded:
+        print("nothing ran: no source is configured (see .dlt/example.secrets.toml)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketing-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--check", action="store_true", help="serve, call every API once, print what came back, exit")
     sb.add_argument("--verbose", action="store_true", help="log every HTTP request")
     sb.set_defaults(func=_cmd_sandbox)
+
+    run = sub.add_parser("run", help="extract every configured source into the warehouse")
+    run.add_argument("--sources", default=None, help="comma-separated subset, e.g. retreaver,loops")
+    run.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 
