@@ -1,0 +1,180 @@
+"""Run the sources into the warehouse: one dlt pipeline per source, extracted
+concurrently, normalized and loaded one at a time.
+
+Each source lands in its own dataset named after it (``retreaver``, ...). Sources
+with no credentials configured are skipped with a one-line notice; a failing
+source does not stop the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+from sources._shared.http import Redactor, stats_for, reset_clients
+
+SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops")
+# Loops is looked up by email, and some emails are only known once the other
+# sources' rows are in the warehouse (calls' tags): it runs after them.
+RUNS_LAST = {"loops"}
+DEFAULT_WAREHOUSE = "marketing.duckdb"
+PIPELINE_PREFIX = "marketing_etl_"
+
+log = logging.getLogger("marketing_etl")
+
+
+@dataclass
+class SourceResult:
+    name: str
+    status: str  # "loaded" | "skipped" | "failed"
+    message: str = ""
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass
+class RunResult:
+    sources: list[SourceResult]
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        return [s for s in self.sources if s.status == "failed"]
+
+    @property
+    def loaded(self) -> list[SourceResult]:
+        return [s for s in self.sources if s.status == "loaded"]
+
+
+def make_pipeline(name: str, warehouse: str | Path) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_PREFIX + name,
+        destination=dlt.destinations.duckdb(str(Path(warehouse).resolve())),
+        dataset_name=name,
+    )
+
+
+def _secret_values(name: str) -> list[str]:
+    """Every secret configured for a source, to mask wherever text leaves us."""
+    values = []
+    for key in ("api_key", "password", "token"):
+        try:
+            value = dlt.secrets.get(f"sources.{name}.{key}")
+        except Exception:  # noqa: BLE001 - a missing or malformed secret is simply not masked
+            value = None
+        if isinstance(value, str):
+            values.append(value)
+    return values
+
+
+class redacted_logging:
+    """Mask secrets in every log record created while active, from any logger.
+
+    A record factory rather than a logger filter: filters on a logger do not see
+    records of its children, and dlt logs request params (with ``?key=``) at DEBUG.
+    """
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self.redact = redact
+        self._previous = logging.getLogRecordFactory()
+
+    def __enter__(self) -> "redacted_logging":
+        previous = self._previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            message = record.getMessage()
+            clean = self.redact(message)
+            if clean != message:
+                record.msg, record.args = clean, None
+            return record
+
+        logging.setLogRecordFactory(factory)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logging.setLogRecordFactory(self._previous)
+
+
+def _load_source(name: str) -> Any:
+    module = importlib.import_module(f"sources.{name}")
+    return getattr(module, f"{name}_source")
+
+
+class Runner:
+    def __init__(self, warehouse: str | Path = DEFAULT_WAREHOUSE, sources: list[str] | None = None, source_kwargs: dict[str, dict[str, Any]] | None = None):
+        self.warehouse = Path(warehouse)
+        self.names = list(sources or SOURCE_NAMES)
+        unknown = set(self.names) - set(SOURCE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown sources: {', '.join(sorted(unknown))} (known: {', '.join(SOURCE_NAMES)})")
+        self.source_kwargs = source_kwargs or {}
+        self._load_lock = threading.Lock()  # DuckDB has one writer: load one source at a time
+        self.redact = Redactor([v for n in self.names for v in _secret_values(n)])
+
+    def run(self) -> RunResult:
+        reset_clients()
+        with redacted_logging(self.redact):
+            first = [n for n in self.names if n not in RUNS_LAST]
+            last = [n for n in self.names if n in RUNS_LAST]
+            results: dict[str, SourceResult] = {}
+            with ThreadPoolExecutor(max_workers=max(1, len(first)), thread_name_prefix="source") as pool:
+                for result in pool.map(self._run_one, first):
+                    results[result.name] = result
+            for name in last:
+                results[name] = self._run_one(name)
+            return RunResult([results[n] for n in self.names])
+
+    def _run_one(self, name: str) -> SourceResult:
+        started = time.monotonic()
+        try:
+            factory = _load_source(name)
+            kwargs = dict(self.source_kwargs.get(name, {}))
+            if name in RUNS_LAST:
+                kwargs.setdefault("warehouse", str(self.warehouse))
+            try:
+                source = factory(**kwargs)
+            except ConfigFieldMissingException as exc:
+                missing = ", ".join(f"SOURCES__{name.upper()}__{f.upper()}" for f in exc.traces)
+                return SourceResult(name, "skipped", f"not configured (missing {missing})")
+            pipeline = make_pipeline(name, self.warehouse)
+            pipeline.extract(source, loader_file_format="parquet")
+            with self._load_lock:
+                pipeline.normalize()
+                info = pipeline.load()
+            rows = {t: n for t, n in pipeline.last_trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
+            message = f"{sum(rows.values())} rows in {len(rows)} tables"
+            if info.has_failed_jobs:
+                return SourceResult(name, "failed", "some load jobs failed", rows, stats_for(name), time.monotonic() - started)
+            return SourceResult(name, "loaded", message, rows, stats_for(name), time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
+            log.debug("source %s failed:\n%s", name, self.redact(traceback.format_exc()))
+            return SourceResult(name, "failed", self.redact(describe_error(exc)), {}, stats_for(name), time.monotonic() - started)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming the innermost cause (dlt wraps step errors several deep)."""
+    inner: BaseException = exc
+    seen = set()
+    while True:
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        inner = nxt
+    text = f"{type(inner).__name__}: {inner}".strip()
+    return " ".join(text.split())[:500]

@@ -1,0 +1,44 @@
+"""Fixtures for running the real pipelines against the sandbox on throwaway files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.runner import Runner, RunResult
+
+
+class Warehouse:
+    """A throwaway DuckDB warehouse plus the state directory dlt keeps beside it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def run(self, *sources: str, **source_kwargs: Any) -> RunResult:
+        return Runner(self.path, list(sources), source_kwargs=source_kwargs).run()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self.query(sql, params)[0][0]
+
+    def tables(self, schema: str) -> set[str]:
+        rows = self.query("select table_name from information_schema.tables where table_schema = ?", [schema])
+        return {r[0] for r in rows}
+
+
+@pytest.fixture
+def warehouse(sandbox, monkeypatch, tmp_path) -> Warehouse:
+    """Sandbox credentials in the environment, fresh dlt state, empty warehouse."""
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    # Retries back off quickly in tests; Retry-After from the sandbox still rules.
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+    return Warehouse(tmp_path / "warehouse.duckdb")

@@ -1,0 +1,89 @@
+"""ListenLoop source against the sandbox: campaigns merged, snapshots appended."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def campaign_totals(warehouse):
+    return warehouse.query(
+        "select count(*), sum(impressions_count), sum(clicks_count), sum(page_views_count), "
+        "sum(conversion_c_page_views_count) from listenloop.campaigns"
+    )[0]
+
+
+def expected_totals(sandbox):
+    truth = sandbox.truth("listenloop")["listenloop"]["campaigns"]
+    return (
+        truth["count"],
+        truth["sum_impressions_count"],
+        truth["sum_clicks_count"],
+        truth["sum_page_views_count"],
+        truth["sum_conversion_c_page_views_count"],
+    )
+
+
+def test_full_load_equals_truth_and_money_is_decimal(sandbox, warehouse):
+    result = warehouse.run("listenloop")
+    assert [s.status for s in result.sources] == ["loaded"], result.sources
+    assert campaign_totals(warehouse) == expected_totals(sandbox)
+    # One snapshot per campaign per run.
+    assert warehouse.scalar("select count(*) from listenloop.campaign_snapshots") == expected_totals(sandbox)[0]
+    types = dict(
+        warehouse.query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'listenloop' and table_name = 'campaigns'"
+        )
+    )
+    assert types["daily_budget"].startswith("DECIMAL")
+    assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert isinstance(warehouse.scalar("select max(user_defined_cpm) from listenloop.campaigns"), Decimal)
+
+
+def test_second_run_merges_campaigns_and_appends_a_snapshot(sandbox, warehouse):
+    warehouse.run("listenloop")
+    seq = sandbox.requests("listenloop")[-1]["seq"]
+    result = warehouse.run("listenloop")
+    assert result.sources[0].status == "loaded"
+    count = expected_totals(sandbox)[0]
+    pages = -(-count // 100)  # per_page=100; a short last page ends the walk
+    assert len(sandbox.requests("listenloop", since=seq)) == pages
+    assert warehouse.scalar("select count(*) from listenloop.campaigns") == count
+    assert warehouse.scalar("select count(distinct snapshot_at) from listenloop.campaign_snapshots") == 2
+    assert warehouse.scalar("select count(*) from listenloop.campaign_snapshots") == 2 * count
+
+
+def test_advance_then_run_equals_truth_with_grown_counters(sandbox, warehouse):
+    warehouse.run("listenloop")
+    before = campaign_totals(warehouse)
+    sandbox.advance(2)
+    warehouse.run("listenloop")
+    after = campaign_totals(warehouse)
+    assert after == expected_totals(sandbox)
+    assert after[1] > before[1]
+    # Latest snapshot's counters equal the campaigns table's lifetime counters.
+    latest = warehouse.scalar(
+        "select sum(impressions_count) from listenloop.campaign_snapshots "
+        "where snapshot_at = (select max(snapshot_at) from listenloop.campaign_snapshots)"
+    )
+    assert latest == after[1]
+
+
+def test_wrong_credentials_fail_at_once_without_retries(sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("SOURCES__LISTENLOOP__API_KEY", "wrong-token-123456")
+    result = warehouse.run("listenloop")
+    (source,) = result.sources
+    assert source.status == "failed"
+    assert "401" in source.message
+    assert "wrong-token-123456" not in source.message
+    assert len(sandbox.requests("listenloop")) == 1
+
+
+def test_recovers_from_429_and_5xx(sandbox, warehouse):
+    sandbox.add_fault("429", api="listenloop", count=2, retry_after=1)
+    sandbox.add_fault("503", api="listenloop", count=2)
+    result = warehouse.run("listenloop")
+    assert result.sources[0].status == "loaded", result.sources[0].message
+    assert campaign_totals(warehouse) == expected_totals(sandbox)
+    assert result.sources[0].requests["throttled"] == 2
+    assert result.sources[0].requests["server_errors"] == 2
