@@ -1,0 +1,192 @@
+"""Run the SQL models in ``transforms/`` in dependency order on a dlt destination.
+
+No dbt: a model is one SELECT in ``transforms/<layer>/<name>.sql``; the layer
+decides where it lands and how:
+
+    staging/       -> schema ``staging``,      views   (the only layer reading raw datasets)
+    intermediate/  -> schema ``intermediate``, views
+    marts/         -> schema ``marts``,        tables
+
+Dependencies are read from the SQL itself (sqlglot finds every ``schema.table``
+it references), so files need no ``ref()`` markup. Seeds (``transforms/seeds/*.csv``)
+are loaded with dlt into schema ``seeds`` before the models run. Models are written
+in DuckDB's dialect and transpiled by sqlglot for any other destination.
+
+Data tests (``transforms/tests/*.sql``) are SELECTs returning offending rows; a test
+passes when it returns none.
+"""
+
+from __future__ import annotations
+
+import csv
+import graphlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import dlt
+import sqlglot
+from sqlglot import exp
+
+TRANSFORMS_DIR = Path(__file__).parent
+LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
+SEEDS_SCHEMA = "seeds"
+# dlt destination type -> sqlglot dialect
+DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery", "snowflake": "snowflake"}
+
+
+class TransformError(Exception):
+    """A model or data test failed; the message names the file."""
+
+
+@dataclass
+class Model:
+    name: str
+    layer: str
+    path: Path
+    sql: str
+    depends_on: set[str] = field(default_factory=set)  # "schema.table"
+    reads: set[str] = field(default_factory=set)  # every schema.table referenced
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def materialization(self) -> str:
+        return LAYERS[self.layer]
+
+
+def referenced_tables(sql: str) -> set[str]:
+    """Every ``schema.table`` a SELECT reads, CTE names excluded."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    out = set()
+    for table in tree.find_all(exp.Table):
+        if table.db:
+            out.add(f"{table.db}.{table.name}")
+        elif table.name not in ctes:
+            out.add(table.name)
+    return out
+
+
+def discover(root: Path = TRANSFORMS_DIR) -> list[Model]:
+    models = []
+    for layer in LAYERS:
+        for path in sorted((root / layer).glob("*.sql")):
+            sql = path.read_text().strip().rstrip(";")
+            try:
+                reads = referenced_tables(sql)
+            except sqlglot.errors.ParseError as exc:
+                raise TransformError(f"{path.relative_to(root)}: cannot parse: {exc}") from exc
+            models.append(Model(path.stem, layer, path, sql, reads=reads))
+    names = {m.qualified for m in models}
+    for model in models:
+        model.depends_on = {t for t in model.reads if t in names}
+        if model.layer != "staging":
+            raw = {t for t in model.reads if t.split(".")[0] not in (*LAYERS, SEEDS_SCHEMA)}
+            if raw:
+                raise TransformError(f"{model.path.relative_to(root)}: only staging models may read raw tables, found {sorted(raw)}")
+        missing = {t for t in model.reads if t.split(".")[0] in LAYERS and t not in names}
+        if missing:
+            raise TransformError(f"{model.path.relative_to(root)}: references unknown models {sorted(missing)}")
+    return order(models)
+
+
+def order(models: Iterable[Model]) -> list[Model]:
+    by_name = {m.qualified: m for m in models}
+    sorter = graphlib.TopologicalSorter({name: m.depends_on for name, m in by_name.items()})
+    try:
+        return [by_name[name] for name in sorter.static_order()]
+    except graphlib.CycleError as exc:
+        raise TransformError(f"models depend on each other in a cycle: {exc.args[1]}") from exc
+
+
+def read_seed(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def load_seeds(destination: Any, root: Path = TRANSFORMS_DIR, pipelines_dir: str | None = None) -> dict[str, int]:
+    """Load every seed CSV into schema ``seeds`` (replaced whole each run), with dlt."""
+    seeds = sorted((root / "seeds").glob("*.csv"))
+    if not seeds:
+        return {}
+    pipeline = dlt.pipeline("marketing_etl_seeds", destination=destination, dataset_name=SEEDS_SCHEMA, pipelines_dir=pipelines_dir)
+    resources = []
+    for path in seeds:
+        header = path.open().readline().strip().split(",")
+        hints = _seed_hints(path.stem, header)
+        resources.append(dlt.resource(read_seed(path), name=path.stem, write_disposition="replace", columns=hints))
+    pipeline.run(resources, loader_file_format="parquet" if DIALECTS.get(pipeline.destination.destination_name, "") == "duckdb" else None)
+    return {r.name: len(read_seed(root / "seeds" / f"{r.name}.csv")) for r in resources}
+
+
+def _seed_hints(name: str, header: list[str]) -> dict[str, Any]:
+    """Types for seed columns: CSV carries none, and a rate must not become a float."""
+    hints: dict[str, Any] = {}
+    for column in header:
+        if column in ("rate", "fx_rate"):
+            hints[column] = {"data_type": "decimal", "precision": 18, "scale": 8}
+        elif column.endswith("_date") or column == "date_day":
+            hints[column] = {"data_type": "date"}
+        else:
+            hints[column] = {"data_type": "text"}
+    return hints
+
+
+def statements(model: Model, dialect: str) -> list[str]:
+    select = sqlglot.transpile(model.sql, read="duckdb", write=dialect)[0] if dialect != "duckdb" else model.sql
+    target = model.qualified
+    if model.materialization == "view":
+        return [f"DROP VIEW IF EXISTS {target}", f"CREATE VIEW {target} AS\n{select}"]
+    # Build aside, then swap: a failed build leaves yesterday's mart in place.
+    building = f"{model.layer}.{model.name}__building"
+    return [
+        f"DROP TABLE IF EXISTS {building}",
+        f"CREATE TABLE {building} AS\n{select}",
+        f"DROP TABLE IF EXISTS {target}",
+        f"ALTER TABLE {building} RENAME TO {model.name}",
+    ]
+
+
+@dataclass
+class TestResult:
+    name: str
+    failures: int
+    sample: list[tuple] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0
+
+
+def build(pipeline: dlt.Pipeline, root: Path = TRANSFORMS_DIR, run_tests: bool = True) -> list[TestResult]:
+    """Load seeds, build every model in order, then run the data tests."""
+    models = discover(root)
+    dialect = DIALECTS.get(pipeline.destination.destination_name, "duckdb")
+    load_seeds(pipeline.destination, root, pipelines_dir=pipeline.pipelines_dir)
+    with pipeline.sql_client() as client:
+        for schema in LAYERS:
+            client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for model in models:
+            for statement in statements(model, dialect):
+                try:
+                    client.execute_sql(statement)
+                except Exception as exc:  # noqa: BLE001 - name the model, keep the database's words
+                    raise TransformError(f"{model.path.relative_to(root)}: {' '.join(str(exc).split())[:600]}") from exc
+        return run_data_tests(client, root, dialect) if run_tests else []
+
+
+def run_data_tests(client: Any, root: Path, dialect: str) -> list[TestResult]:
+    results = []
+    for path in sorted((root / "tests").glob("*.sql")):
+        sql = path.read_text().strip().rstrip(";")
+        if dialect != "duckdb":
+            sql = sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+        try:
+            rows = client.execute_sql(sql) or []
+        except Exception as exc:  # noqa: BLE001
+            raise TransformError(f"{path.relative_to(root)}: {' '.join(str(exc).split())[:600]}") from exc
+        results.append(TestResult(path.stem, len(rows), [tuple(r) for r in rows[:5]]))
+    return results
