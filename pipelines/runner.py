@@ -167,12 +167,17 @@ class Runner:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming the innermost cause (dlt wraps step errors several deep)."""
+    """One line naming the innermost cause (dlt wraps step errors several deep).
+
+    Follows ``__cause__`` first; an implicit ``__context__`` only when it is a real
+    error: an error raised inside a dlt child resource has the parent generator's
+    ``StopIteration`` as its context, which explains nothing.
+    """
     inner: BaseException = exc
-    seen = set()
+    seen = {id(exc)}
     while True:
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None or id(nxt) in seen:
+        nxt = inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)
+        if nxt is None or id(nxt) in seen or isinstance(nxt, (StopIteration, GeneratorExit)):
             break
         seen.add(id(nxt))
         inner = nxt

@@ -1,0 +1,50 @@
+"""InboxFirst constants (see docs/sources/inboxfirst.md)."""
+
+# No default base URL: contract (api-docs/README.md, InboxFirst) says the base URL is
+# the customer's own host, so SOURCES__INBOXFIRST__BASE_URL is required.
+API_PREFIX = "ga/api/v2/"
+
+# Contract: stats keep changing for days after a send; re-read details and link stats
+# of campaigns whose send started within this many days (SOURCES__INBOXFIRST__WINDOW_DAYS).
+DEFAULT_WINDOW_DAYS = 30
+
+# First backfill when SOURCES__INBOXFIRST__START_DATE is not set: sends started in
+# the last 90 days.
+DEFAULT_START_DAYS_AGO = 90
+
+# Doc (link_stats, "Pagination"): page starts at 0, per_page defaults to 100 and the
+# maximum allowed is 500.
+LINK_STATS_FIRST_PAGE = 0
+LINK_STATS_PAGE_SIZE = 500
+
+# Timestamps of a campaign (details), after dlt flattens ``dispatch`` into columns.
+TIMESTAMP_FIELDS = (
+    "created_at",
+    "updated_at",
+    "dispatch__begins_at",
+    "dispatch__started_at",
+    "dispatch__finished_at",
+)
+
+# Doc: "autowinner_percentage ... returned as a string to prevent floating-point
+# conversion errors" -> DECIMAL, never float.
+DECIMAL_FIELDS = ("dispatch__autowinner_percentage",)
+
+# Counters of ``stat_summary`` (doc, "stat_summary" field table) that the tests and
+# the marts rely on; dlt flattens them into ``stat_summary__<name>`` columns.
+STAT_COUNTERS = (
+    "messages_sent",
+    "accepted",
+    "bounces_total",
+    "bounces_unique",
+    "opens_total",
+    "opens_unique",
+    "clicks_total",
+    "clicks_unique",
+    "clicks_unique_by_link",
+    "unsubs_total",
+    "unsubs_unique",
+    "scomps_total",
+    "scomps_unique",
+)
+LINK_COUNTERS = ("clicks_total", "clicks_unique", "clicks_unique_by_link")

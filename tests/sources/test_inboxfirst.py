@@ -1,0 +1,315 @@
+"""InboxFirst source against the sandbox: campaigns (details merged on id, stat_summary
+flattened, content_stats child table) and link_stats (merged on campaign_id, link_id),
+with sends inside the window re-read each run."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import dlt
+import pytest
+import requests
+
+from pipelines.runner import make_pipeline
+from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids
+from sources.inboxfirst.settings import LINK_STATS_PAGE_SIZE, STAT_COUNTERS
+
+WINDOW_DAYS = 30  # the source's default
+
+
+def campaign_totals(warehouse):
+    sums = ", ".join(f"sum(stat_summary__{f})" for f in STAT_COUNTERS)
+    row = warehouse.query(f"select count(*), {sums} from inboxfirst.campaigns")[0]
+    return dict(zip(["count", *STAT_COUNTERS], row))
+
+
+def link_totals(warehouse):
+    row = warehouse.query(
+        "select count(*), sum(clicks_total), sum(clicks_unique), sum(clicks_unique_by_link) from inboxfirst.link_stats"
+    )[0]
+    return dict(zip(["count", "clicks_total", "clicks_unique", "clicks_unique_by_link"], row))
+
+
+def expected_campaigns(sandbox):
+    truth = sandbox.truth("inboxfirst")["inboxfirst"]["campaigns"]
+    # The documented started_at__start filter lists only sends (never idle drafts):
+    # the table holds every campaign whose send started.
+    return {"count": truth["count_sent"], **{f: truth[f"sum_{f}"] for f in STAT_COUNTERS}}
+
+
+def expected_links(sandbox):
+    truth = sandbox.truth("inboxfirst")["inboxfirst"]["link_stats"]
+    return {k: truth["count" if k == "count" else f"sum_{k}"] for k in ("count", "clicks_total", "clicks_unique", "clicks_unique_by_link")}
+
+
+def assert_equals_truth(sandbox, warehouse):
+    assert campaign_totals(warehouse) == expected_campaigns(sandbox)
+    assert link_totals(warehouse) == expected_links(sandbox)
+    assert_no_duplicate_keys(warehouse)
+
+
+def assert_no_duplicate_keys(warehouse):
+    assert warehouse.scalar("select count(*) - count(distinct id) from inboxfirst.campaigns") == 0
+    assert warehouse.scalar("select count(*) - count(distinct (campaign_id, link_id)) from inboxfirst.link_stats") == 0
+    # content_stats rows of a re-read campaign are replaced, not appended.
+    assert warehouse.scalar(
+        "select count(*) - count(distinct (_dlt_parent_id, content__id)) from inboxfirst.campaigns__content_stats"
+    ) == 0
+
+
+def expected_requests(warehouse, since: datetime | None):
+    """Campaign ids whose send started at/after ``since`` and the requests they cost:
+    one details request plus ceil(links / 500) link_stats pages (at least one)."""
+    rows = warehouse.query(
+        "select c.id, count(l.link_id) from inboxfirst.campaigns c "
+        "left join inboxfirst.link_stats l on l.campaign_id = c.id "
+        "where ? is null or c.dispatch__started_at >= ? group by c.id",
+        [since, since],
+    )
+    ids = {r[0] for r in rows}
+    pages = sum(max(1, math.ceil(n / LINK_STATS_PAGE_SIZE)) for _, n in rows)
+    return ids, len(ids) + pages
+
+
+def detail_ids(requests_log):
+    return {int(r["path"].rsplit("/", 1)[1]) for r in requests_log if r["path"].rsplit("/", 2)[-2] == "campaigns"}
+
+
+def test_full_load_equals_truth(sandbox, warehouse):
+    result = warehouse.run("inboxfirst")
+    (source,) = result.sources
+    assert source.status == "loaded", source.message
+    assert_equals_truth(sandbox, warehouse)
+    truth = sandbox.truth("inboxfirst")["inboxfirst"]["campaigns"]
+    by_list = dict(warehouse.query("select mailing_list_id, count(*) from inboxfirst.campaigns group by 1"))
+    # Every list's count less its one idle draft.
+    assert by_list == {int(k): v - 1 for k, v in truth["count_by_mailing_list"].items()}
+    # stat_summary equals the sum of its content_stats (the child table is complete).
+    assert warehouse.scalar(
+        "select sum(stat_summary__clicks_total) from inboxfirst.campaigns__content_stats"
+    ) == truth["sum_clicks_total"]
+    # Requests: one list per mailing list, then details + link_stats pages per send.
+    ids, per_campaign = expected_requests(warehouse, None)
+    log = sandbox.requests("inboxfirst")
+    assert len(log) == 3 + per_campaign
+    assert detail_ids(log) == ids
+    assert all(r["query"].get("per_page") == "500" for r in log if r["path"].endswith("/link_stats"))
+    types = dict(
+        warehouse.query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'inboxfirst' and table_name = 'campaigns'"
+        )
+    )
+    assert types["dispatch__started_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["stat_summary__clicks_total"] == "BIGINT"
+    assert types["dispatch__autowinner_percentage"].startswith("DECIMAL")
+    assert isinstance(warehouse.scalar("select max(dispatch__autowinner_percentage) from inboxfirst.campaigns"), Decimal)
+
+
+def test_start_date_bounds_the_first_run(sandbox, warehouse, monkeypatch):
+    now = datetime.fromisoformat(sandbox.clock()["now"])
+    start = (now - timedelta(days=14)).replace(microsecond=0)
+    monkeypatch.setenv("SOURCES__INBOXFIRST__START_DATE", start.isoformat())
+    assert warehouse.run("inboxfirst").sources[0].status == "loaded"
+    lists = [r for r in sandbox.requests("inboxfirst") if r["path"].endswith("/campaigns")]
+    assert len(lists) == 3
+    assert {r["query"]["started_at__start"] for r in lists} == {start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert warehouse.scalar("select min(dispatch__started_at) from inboxfirst.campaigns") >= start
+    assert 0 < warehouse.scalar("select count(*) from inboxfirst.campaigns") < expected_campaigns(sandbox)["count"]
+
+
+def test_second_run_rereads_only_the_window(sandbox, warehouse):
+    warehouse.run("inboxfirst")
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    before_counts = {t: warehouse.scalar(f"select count(*) from inboxfirst.{t}") for t in ("campaigns", "link_stats", "campaigns__content_stats")}
+    before = (campaign_totals(warehouse), link_totals(warehouse))
+    started = datetime.now(timezone.utc)
+    result = warehouse.run("inboxfirst")
+    assert result.sources[0].status == "loaded", result.sources[0].message
+    # The window is measured on the source's own clock (the wall clock).
+    window_start = started - timedelta(days=WINDOW_DAYS)
+    ids, per_campaign = expected_requests(warehouse, window_start)
+    log = sandbox.requests("inboxfirst", since=seq)
+    assert len(log) == 3 + per_campaign  # measured: 38 (3 lists + 17 details + 18 link pages)
+    assert detail_ids(log) == ids
+    assert 0 < len(ids) < before[0]["count"]
+    # Asked since the window start; older sends are final and never asked for again.
+    lists = [r for r in log if r["path"].endswith("/campaigns")]
+    assert len(lists) == 3
+    asked = datetime.fromisoformat(lists[0]["query"]["started_at__start"].replace("Z", "+00:00"))
+    assert abs(asked - window_start) < timedelta(minutes=1)
+    # Nothing new: the same rows, the same figures, no duplicates.
+    assert {t: warehouse.scalar(f"select count(*) from inboxfirst.{t}") for t in before_counts} == before_counts
+    assert (campaign_totals(warehouse), link_totals(warehouse)) == before
+    assert_no_duplicate_keys(warehouse)
+
+
+def test_advance_picks_up_new_sends_and_grown_stats(sandbox, warehouse):
+    warehouse.run("inboxfirst")
+    old_ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")}
+    before_campaigns, before_links = campaign_totals(warehouse), link_totals(warehouse)
+    recent_before = dict(
+        warehouse.query(
+            "select campaign_id, sum(clicks_total) from inboxfirst.link_stats group by 1"
+        )
+    )
+    sandbox.advance(2)
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    result = warehouse.run("inboxfirst")
+    assert result.sources[0].status == "loaded", result.sources[0].message
+    assert_equals_truth(sandbox, warehouse)
+    new_ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")} - old_ids
+    assert new_ids, "advance(2) brings new sends"
+    after_campaigns = campaign_totals(warehouse)
+    assert after_campaigns["count"] == before_campaigns["count"] + len(new_ids)
+    # Stats of sends younger than a week grew (late opens and clicks), on old campaigns too.
+    grown = warehouse.query(
+        "select campaign_id, sum(clicks_total) from inboxfirst.link_stats group by 1"
+    )
+    assert any(cid in recent_before and clicks > recent_before[cid] for cid, clicks in grown)
+    assert after_campaigns["opens_total"] > before_campaigns["opens_total"]
+    assert link_totals(warehouse)["clicks_total"] > before_links["clicks_total"]
+    # Only window sends were asked for details again.
+    window_start = datetime.now(timezone.utc) - timedelta(days=WINDOW_DAYS)
+    ids, _ = expected_requests(warehouse, window_start - timedelta(minutes=5))
+    assert detail_ids(sandbox.requests("inboxfirst", since=seq)) <= ids
+
+
+def test_drafts_keep_null_stats_and_no_child_rows(sandbox, warehouse):
+    """The filtered list never shows idle drafts, but a details answer with
+    "stats": null must load as NULL stats (no fake zeros) and no child rows."""
+    from sources.inboxfirst import inboxfirst_source
+
+    source = inboxfirst_source()
+    # Feed the details resource the three drafts (ids 1-3) and one send (4) directly.
+    parent = dlt.resource([[{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]], name="some_campaigns", selected=False)
+    source.resources["campaigns"].pipe_data_from(parent)
+    pipeline = make_pipeline("inboxfirst", warehouse.path)
+    pipeline.run(source.with_resources("campaigns", "link_stats"), loader_file_format="parquet")
+    rows = warehouse.query(
+        "select id, dispatch__state, dispatch__started_at, stat_summary__messages_sent, stat_summary__clicks_total "
+        "from inboxfirst.campaigns order by id"
+    )
+    assert [r[:2] for r in rows] == [(1, "idle"), (2, "idle"), (3, "idle"), (4, "finished")]
+    assert all(r[2:] == (None, None, None) for r in rows[:3])
+    assert rows[3][3] > 0
+    content_parents = warehouse.query(
+        "select distinct c.id from inboxfirst.campaigns__content_stats s join inboxfirst.campaigns c on s._dlt_parent_id = c._dlt_id"
+    )
+    assert content_parents == [(4,)]
+    assert warehouse.query("select distinct campaign_id from inboxfirst.link_stats") == [(4,)]
+
+
+def test_wrong_credentials_fail_at_once_without_retries(sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("SOURCES__INBOXFIRST__API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    result = warehouse.run("inboxfirst")
+    (source,) = result.sources
+    assert source.status == "failed"
+    assert "inboxfirst" in source.message
+    assert "401" in source.message
+    assert "/ga/api/v2/mailing_lists/" in source.message
+    assert "0123456789abcdef0123456789abcdef01234567" not in source.message
+    assert len(sandbox.requests("inboxfirst")) == 1
+
+
+def test_recovers_from_429_and_5xx(sandbox, warehouse):
+    sandbox.add_fault("429", api="inboxfirst", count=2, retry_after=1)
+    sandbox.add_fault("503", api="inboxfirst", count=2)
+    result = warehouse.run("inboxfirst")
+    assert result.sources[0].status == "loaded", result.sources[0].message
+    assert_equals_truth(sandbox, warehouse)
+    assert result.sources[0].requests["throttled"] == 2
+    assert result.sources[0].requests["server_errors"] == 2
+
+
+def test_api_key_never_in_warehouse_logs_or_requests(sandbox, warehouse, caplog):
+    key = sandbox.env()["SOURCES__INBOXFIRST__API_KEY"]
+    basic = base64.b64encode(f"1:{key}".encode()).decode()
+    caplog.set_level(logging.DEBUG)
+    sandbox.add_fault("503", api="inboxfirst", count=1)
+    assert warehouse.run("inboxfirst").sources[0].status == "loaded"
+    for text in (caplog.text, str(sandbox.requests("inboxfirst"))):
+        assert key not in text and basic not in text
+    tables = warehouse.query(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'inboxfirst' and data_type = 'VARCHAR'"
+    )
+    for table, column in tables:
+        hits = warehouse.scalar(
+            f'select count(*) from inboxfirst."{table}" where contains("{column}", ?) or contains("{column}", ?)',
+            [key, basic],
+        )
+        assert hits == 0, (table, column)
+
+
+def test_missing_configuration_skips_the_source(sandbox, warehouse, monkeypatch):
+    monkeypatch.delenv("SOURCES__INBOXFIRST__MAILING_LIST_IDS")
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "skipped"
+    assert "SOURCES__INBOXFIRST__MAILING_LIST_IDS" in source.message
+
+
+def test_mailing_list_ids_accept_comma_lists_and_lists():
+    assert parse_mailing_list_ids("1, 2,3") == [1, 2, 3]
+    assert parse_mailing_list_ids("[4,5]") == [4, 5]
+    assert parse_mailing_list_ids([6, "7"]) == [6, 7]
+    with pytest.raises(ValueError):
+        parse_mailing_list_ids("")
+
+
+def _response(status: int, body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = __import__("json").dumps(body).encode()
+    response.url = "https://mail.example.test/ga/api/v2/campaigns/9?x=1"
+    response.request = requests.Request("GET", response.url).prepare()
+    return response
+
+
+def test_envelope_success_false_is_an_error_naming_the_endpoint():
+    ok = {"success": True, "data": [], "error_code": None, "error_message": None}
+    check_envelope(_response(200, ok))
+    with pytest.raises(requests.HTTPError, match="503"):  # dlt's client retries HTTPErrors
+        check_envelope(_response(503, {}))
+    failed = {"success": False, "data": None, "error_code": "boom", "error_message": "it broke"}
+    with pytest.raises(InboxFirstError, match=r"inboxfirst: GET /ga/api/v2/campaigns/9 answered 200 .*boom: it broke"):
+        check_envelope(_response(200, failed))
+    with pytest.raises(InboxFirstError, match="404"):
+        check_envelope(_response(404, {**failed, "error_code": "record_not_found"}))
+
+
+def test_persistent_5xx_fails_naming_the_endpoint(sandbox, warehouse):
+    sandbox.add_fault("503", api="inboxfirst", count=1000)
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "failed"
+    assert "503" in source.message and "/ga/api/v2/mailing_lists/" in source.message, source.message
+
+
+def test_cursor_catches_new_sends_when_the_window_is_past_them(sandbox, warehouse, monkeypatch):
+    """A window shorter than the time since the last send: the run asks from the
+    cursor (min(cursor, now - window)), re-reads nothing old, and still gets new sends."""
+    warehouse.run("inboxfirst")
+    last = warehouse.scalar("select max(dispatch__started_at) from inboxfirst.campaigns")
+    # The sandbox clock is 10 days behind the wall clock: a 5-day window starts after every send.
+    monkeypatch.setenv("SOURCES__INBOXFIRST__WINDOW_DAYS", "5")
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    warehouse.run("inboxfirst")
+    log = sandbox.requests("inboxfirst", since=seq)
+    assert len(log) == 3  # the lists only: the send at the cursor is already loaded and final
+    asked = datetime.fromisoformat(log[0]["query"]["started_at__start"].replace("Z", "+00:00"))
+    assert asked == last
+    old_ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")}
+    sandbox.advance(2)
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    warehouse.run("inboxfirst")
+    ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")}
+    new_ids = ids - old_ids
+    assert new_ids
+    assert detail_ids(sandbox.requests("inboxfirst", since=seq)) == new_ids
+    assert len(ids) == expected_campaigns(sandbox)["count"]
+    assert_no_duplicate_keys(warehouse)
