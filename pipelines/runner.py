@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import dlt
+import dlt.common.libs.pyarrow  # noqa: F401 - see below
+import pyarrow  # noqa: F401
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from sources._shared.http import Redactor, stats_for, reset_clients
+
+# dlt imports pyarrow lazily, on the first parquet write; two sources extracting in
+# threads then race on a half-initialised module ("partially initialized module
+# 'pyarrow' has no attribute 'Table'"). Importing both here, once, avoids it.
 
 SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops")
 # Loops is looked up by email, and some emails are only known once the other
