@@ -158,6 +158,11 @@ class Runner:
                 missing = ", ".join(f"SOURCES__{name.upper()}__{f.upper()}" for f in exc.traces)
                 return SourceResult(name, "skipped", f"not configured (missing {missing})")
             pipeline = make_pipeline(name, self.warehouse)
+            # extract() alone does not look at the destination (run() would): restore
+            # the state (cursors) stored in the warehouse when it is newer than ours,
+            # e.g. a scheduler that starts every run with an empty DLT_DATA_DIR.
+            with self._load_lock:
+                pipeline.sync_destination()
             pipeline.extract(source, loader_file_format="parquet")
             with self._load_lock:
                 pipeline.normalize()

@@ -1,0 +1,87 @@
+"""`marketing-etl run`: skipping, isolation, exit codes, state, concurrency."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pytest
+
+from pipelines.runner import SOURCE_NAMES
+
+SECRET_ENV = ("API_KEY",)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def cli_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env.update(extra)
+    return env
+
+
+def test_unconfigured_source_is_skipped_with_a_one_line_notice(warehouse, monkeypatch):
+    monkeypatch.delenv("SOURCES__LISTENLOOP__API_KEY")
+    result = warehouse.run("listenloop", "retreaver")
+    by_name = {s.name: s for s in result.sources}
+    assert by_name["listenloop"].status == "skipped"
+    assert "SOURCES__LISTENLOOP__API_KEY" in by_name["listenloop"].message
+    assert "\n" not in by_name["listenloop"].message
+    assert by_name["retreaver"].status == "loaded"
+
+
+def test_a_failing_source_does_not_stop_the_others_and_the_cli_names_it(sandbox, warehouse, tmp_path):
+    env = cli_env({**sandbox.env(), "DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__LISTENLOOP__API_KEY": "bad-token-999"})
+    result = run_cli("--sources", "listenloop,retreaver", "--warehouse", str(warehouse.path), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed: listenloop" in result.stderr
+    assert "bad-token-999" not in result.stdout + result.stderr
+    assert warehouse.scalar("select count(*) from retreaver.calls") == sandbox.truth("retreaver")["retreaver"]["calls"]["count"]
+
+
+def test_exit_codes_for_configuration_errors_and_nothing_to_run(tmp_path):
+    env = cli_env({"DLT_DATA_DIR": str(tmp_path / "dlt")})
+    bad = run_cli("--sources", "nosuchsource", "--warehouse", str(tmp_path / "w.duckdb"), env=env, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "nosuchsource" in bad.stderr
+    nothing = run_cli("--warehouse", str(tmp_path / "w.duckdb"), env=env, cwd=tmp_path)
+    assert nothing.returncode == 3
+    assert nothing.stdout.count("skipped") == len(SOURCE_NAMES)
+
+
+def test_fresh_state_directory_continues_from_the_state_in_the_warehouse(sandbox, warehouse, monkeypatch, tmp_path):
+    warehouse.run("retreaver")
+    full_requests = len(sandbox.requests("retreaver"))
+    seq = sandbox.requests()[-1]["seq"]
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "another-dlt-dir"))
+    result = warehouse.run("retreaver")
+    assert result.sources[0].status == "loaded"
+    # The state (cursors) came back from the warehouse: an incremental run, not a re-backfill.
+    assert len(sandbox.requests("retreaver", since=seq)) < full_requests / 4
+
+
+def test_sources_extract_concurrently(sandbox, warehouse):
+    # ListenLoop's only request is held for 2 s; run one after the other, no other
+    # source's request could be answered while it waits.
+    sandbox.add_fault("slow", api="listenloop", count=1, delay=2.0)
+    result = warehouse.run("listenloop", "retreaver")
+    assert all(s.status == "loaded" for s in result.sources)
+    log = sandbox.requests()
+    (held,) = [e for e in log if e["api"] == "listenloop" and e["fault"] == "slow"]
+    arrived = datetime.fromisoformat(held["at"])  # logged on arrival, answered 2 s later
+    during = [
+        e for e in log
+        if e["api"] == "retreaver" and arrived < datetime.fromisoformat(e["at"]) < arrived + timedelta(seconds=1.9)
+    ]
+    assert during, "no Retreaver request was served while ListenLoop's was in flight"
