@@ -1,0 +1,118 @@
+"""Marin Social pieces dlt does not ship: statistics windows in the account's
+timezone and the shaping of statistics rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pendulum
+from requests import Response
+
+
+class MarinAccessDenied(Exception):
+    """The API refused the key: not retried, the source fails at once."""
+
+
+def raise_on_denied(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Response hook: a 401/403 becomes one clear error naming the source, endpoint
+    and status, without the URL's query (it holds the key).
+
+    Doc "Status code": 403 Access denied; contract: 401/403 are not retried."""
+    if response.status_code in (401, 403):
+        try:
+            reason = response.json().get("message")
+        except Exception:  # noqa: BLE001 - the body is informative only
+            reason = None
+        path = urlsplit(response.request.url or "").path if response.request is not None else ""
+        raise MarinAccessDenied(
+            f"marin_social: GET {path} answered {response.status_code} {reason or response.reason}: "
+            "check SOURCES__MARIN_SOCIAL__API_KEY (the agency token); not retried"
+        )
+    return response
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A JSON number (float) or numeric string as an exact Decimal.
+
+    ``str(float)`` is the shortest text that round-trips, so ``12.34`` stays
+    ``12.34`` (``Decimal(12.34)`` would not)."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))
+
+
+def local_midnight(day: date, timezone: str) -> int:
+    """UNIX seconds of ``day``'s midnight in ``timezone``.
+
+    Contract: a statistics day is an account-local date and start_date/end_date are
+    UNIX seconds, end exclusive; a window [midnight(D), midnight(E)) is days D..E-1."""
+    return int(datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).timestamp())
+
+
+def stats_window(first_day: str | date, timezone: str, today: date | None = None) -> tuple[int, int]:
+    """[first_day, tomorrow) in the account's timezone, as (start_date, end_date) seconds.
+
+    ``tomorrow`` is the account's local today + 1: the current, partial day is
+    included (it is restated on the next runs)."""
+    first = first_day if isinstance(first_day, date) else date.fromisoformat(str(first_day)[:10])
+    local_today = today or pendulum.now(timezone).date()
+    tomorrow = local_today + timedelta(days=1)
+    return local_midnight(first, timezone), local_midnight(max(tomorrow, first + timedelta(days=1)), timezone)
+
+
+def restated_from(last_day: str | None, restatement_days: int, first_day: str) -> str:
+    """The first day to ask for: ``restatement_days`` before the last loaded day
+    (never before the configured start), or the start on a plan's first run."""
+    if not last_day:
+        return first_day
+    return max(first_day, (date.fromisoformat(last_day[:10]) - timedelta(days=restatement_days)).isoformat())
+
+
+def rename(mapping: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A map step renaming the columns rest_api adds from a parent (``_campaigns_id``)."""
+
+    def step(item: dict[str, Any]) -> dict[str, Any]:
+        for old, new in mapping.items():
+            if old in item:
+                item[new] = item.pop(old)
+        return item
+
+    return step
+
+
+def conversion_names(value: str | Sequence[str]) -> frozenset[str]:
+    """CONVERSION_METRICS as a list (toml), a JSON list or a comma-separated string."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+    return frozenset(v.strip() for v in value if v and v.strip())
+
+
+def shape_stats_row(
+    row: dict[str, Any],
+    account: dict[str, Any],
+    conversions: Iterable[str],
+    money_fields: Iterable[str],
+) -> dict[str, Any]:
+    """One statistics row as stored: the account's currency and timezone beside the
+    figures (contract: money is in the account's currency, ``date`` is in its
+    timezone), conversions summed from main_metrics, money as Decimal."""
+    names = conversions if isinstance(conversions, frozenset) else frozenset(conversions)
+    metrics = row.get("main_metrics") or []
+    # Contract: conversions are the main_metrics entries with a configured name;
+    # "number" is the count, "amount" the value. main_metrics itself is stored as
+    # JSON exactly as received (its amounts keep their JSON text).
+    chosen = [m for m in metrics if m.get("name") in names]
+    row["conversions"] = sum(int(m.get("number") or 0) for m in chosen)
+    row["conversions_value"] = sum((to_decimal(m.get("amount")) or Decimal(0) for m in chosen), Decimal(0))
+    for name in money_fields:
+        if name in row and name != "conversions_value":
+            row[name] = to_decimal(row[name])
+    row["account_id"] = account["id"]
+    row["currency"] = account.get("currency")
+    row["timezone"] = account.get("timezone")
+    return row

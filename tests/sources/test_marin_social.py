@@ -1,0 +1,358 @@
+"""Marin Social source against the sandbox: dimensions merged on id, daily
+statistics merged on (object id, date) with a 3-day restatement window.
+
+A full load at scale 1 takes ~30 s (≈ 800 requests, 48 000 statistics rows), so
+the module loads one warehouse once (``loaded``) and each test runs the pipeline
+again on top of it; every test holds whatever order it runs in. Only the Marin
+emulator is started (module-scoped ``sandbox_server`` override).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxThread
+from sources.marin_social.helpers import local_midnight
+from tests.conftest import TEST_NOW, TEST_SEED
+from tests.sources.conftest import Warehouse
+
+API = "marin_social"
+CONVERSIONS = ("leadgen.other", "app_custom_event.fb_mobile_purchase", "mobile_app_install")
+DIMENSIONS = ("accounts", "advertisers", "media_plans", "campaigns", "ad_sets", "ads")
+STATS = {"campaign_stats_daily": "campaign_id", "ad_stats_daily": "ad_id"}
+
+
+@pytest.fixture(scope="module")
+def sandbox_server():
+    with SandboxThread(apis=[API], seed=TEST_SEED, scale=1.0, now=TEST_NOW) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sb(sandbox_server) -> SandboxControl:
+    """The module's sandbox: NOT reset between tests (the warehouse follows its clock)."""
+    control = SandboxControl(sandbox_server.base_url)
+    control.reset(seed=TEST_SEED, scale=1.0, now=TEST_NOW.isoformat())
+    return control
+
+
+@pytest.fixture(scope="module")
+def env(sb, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in sb.env().items():
+            mp.setenv(name, value)
+        mp.setenv("DLT_DATA_DIR", str(tmp_path_factory.mktemp("dlt")))
+        mp.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+        mp.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+        yield sb.env()
+
+
+@pytest.fixture(scope="module")
+def loaded(env, sb, tmp_path_factory) -> dict[str, Any]:
+    """One full load into a module warehouse; what it did is kept for the tests."""
+    sb.clear_faults()
+    wh = Warehouse(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
+    seq = sb.requests(API)[-1]["seq"] if sb.requests(API) else 0
+    result = wh.run(API)
+    return {"warehouse": wh, "result": result.sources[0], "requests": sb.requests(API, since=seq)}
+
+
+@pytest.fixture
+def faults_cleared(sb):
+    sb.clear_faults()
+    yield
+    sb.clear_faults()
+
+
+# ------------------------------------------------------------------- helpers
+_TRUTH: dict[str, Any] = {}
+
+
+def truth_of(sb: SandboxControl) -> dict[str, Any]:
+    """The sandbox's truth at its current clock (computing it takes seconds: cached)."""
+    now = str(sb.clock())
+    if now not in _TRUTH:
+        _TRUTH[now] = sb.truth(API)[API]
+    return _TRUTH[now]
+
+
+def stats_totals(wh: Warehouse, table: str) -> dict[str, Any]:
+    """The warehouse's figures in the shape of the sandbox's truth block."""
+    count, impressions, clicks, conversions = wh.query(
+        f"select count(*), sum(impression), sum(click), sum(conversions) from {API}.{table}"
+    )[0]
+    spent = dict(wh.query(f"select currency, sum(spent) from {API}.{table} group by 1"))
+    value = dict(wh.query(f"select currency, sum(conversions_value) from {API}.{table} group by 1"))
+    by_name = dict(
+        wh.query(
+            f"select m.name, sum(cast(m.number as bigint)) from {API}.{table}, "
+            "unnest(from_json(main_metrics, '[{\"name\": \"VARCHAR\", \"number\": \"BIGINT\"}]')) as t(m) "
+            "group by 1"
+        )
+    )
+    return {
+        "count": count,
+        "sum_impressions": int(impressions),
+        "sum_clicks": int(clicks),
+        "sum_spent_by_currency": {c: str(v.normalize()) for c, v in sorted(spent.items())},
+        "sum_conversions": int(conversions),
+        "sum_conversions_by_name": {n: int(by_name.get(n, 0)) for n in CONVERSIONS},
+        "sum_conversions_value_by_currency": {c: str(v.normalize()) for c, v in sorted(value.items())},
+    }
+
+
+def expected_totals(block: dict[str, Any]) -> dict[str, Any]:
+    norm = lambda d: {c: str(Decimal(v).normalize()) for c, v in sorted(d.items())}  # noqa: E731
+    return {
+        **block,
+        "sum_spent_by_currency": norm(block["sum_spent_by_currency"]),
+        "sum_conversions_by_name": {n: block["sum_conversions_by_name"][n] for n in CONVERSIONS},
+        "sum_conversions_value_by_currency": norm(block["sum_conversions_value_by_currency"]),
+    }
+
+
+def assert_equals_truth(wh: Warehouse, sb: SandboxControl) -> None:
+    truth = truth_of(sb)
+    for table in DIMENSIONS:
+        assert wh.scalar(f"select count(*) from {API}.{table}") == truth[table]["count"], table
+        assert wh.scalar(f"select count(*) - count(distinct id) from {API}.{table}") == 0, table
+    for table, id_column in STATS.items():
+        assert stats_totals(wh, table) == expected_totals(truth[table]), table
+        dupes = wh.scalar(f"select count(*) - count(distinct ({id_column}, date)) from {API}.{table}")
+        assert dupes == 0, table
+
+
+def row_counts(wh: Warehouse) -> dict[str, int]:
+    return {t: wh.scalar(f"select count(*) from {API}.{t}") for t in (*DIMENSIONS, *STATS)}
+
+
+def expected_dimension_requests(truth: dict[str, Any]) -> int:
+    # accounts, advertisers, clients: one page each (limit=300); campaigns per media
+    # plan, ad sets per campaign, ads per ad set: one page each at scale 1; plus the
+    # accounts lookup the statistics resources make (timezone, currency).
+    return 3 + truth["media_plans"]["count"] + truth["campaigns"]["count"] + truth["ad_sets"]["count"] + 1
+
+
+def stats_windows(reqs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    windows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in reqs:
+        if r["path"].endswith("/statistics"):
+            windows[(r["path"].split("/")[2], r["query"]["level"])].append(r["query"])
+    return windows
+
+
+# --------------------------------------------------------------------- tests
+def test_full_load_equals_truth_with_decimal_money(loaded, sb):
+    source, wh = loaded["result"], loaded["warehouse"]
+    assert source.status == "loaded", source.message
+    assert_equals_truth(wh, sb)
+    truth = truth_of(sb)
+    windows = stats_windows(loaded["requests"])
+    # One statistics window per media plan per level, walked page by page.
+    assert set(windows) == {(str(p), lvl) for p in truth["media_plans"]["by_id"] for lvl in ("campaign", "ad")}
+    for queries in windows.values():
+        assert {(q["aggregate"], q["start_date"], q["end_date"], q["limit"]) for q in queries} == {
+            ("day", queries[0]["start_date"], queries[0]["end_date"], "300")
+        }
+        assert [int(q.get("page", 1)) for q in queries] == list(range(1, len(queries) + 1))
+    n_stats = sum(len(q) for q in windows.values())
+    assert len(loaded["requests"]) == expected_dimension_requests(truth) + n_stats
+
+    types = dict(
+        wh.query(
+            "select table_name || '.' || column_name, data_type from information_schema.columns where table_schema = ?",
+            [API],
+        )
+    )
+    for column in ("spent", "income", "cpc", "conversions_value"):
+        assert types[f"campaign_stats_daily.{column}"].startswith("DECIMAL"), column
+        assert types[f"ad_stats_daily.{column}"].startswith("DECIMAL"), column
+    assert types["campaign_stats_daily.date"] == "DATE"
+    assert types["campaigns.start_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["ad_sets.bid"].startswith("DECIMAL")
+    assert isinstance(wh.scalar(f"select max(spent) from {API}.ad_stats_daily"), Decimal)
+    # Parent links and the account's currency/timezone on every statistics row.
+    assert wh.scalar(f"select count(*) from {API}.ads where adset_id is null or campaign_id is null or media_plan_id is null") == 0
+    assert wh.scalar(f"select count(*) from {API}.ad_sets where campaign_id is null or media_plan_id is null") == 0
+    assert wh.scalar(f"select count(*) from {API}.campaigns where media_plan_id is distinct from client_id") == 0
+    assert wh.scalar(
+        f"select count(*) from {API}.ad_stats_daily s join {API}.accounts a on a.id = s.account_id "
+        "where s.currency = a.currency and s.timezone = a.timezone"
+    ) == truth["ad_stats_daily"]["count"]
+    # Every ad/day row's ad is in the ads table (adset link resolvable).
+    assert wh.scalar(f"select count(*) from {API}.ad_stats_daily s anti join {API}.ads a on a.id = s.ad_id") == 0
+
+
+def test_second_run_rereads_dimensions_and_one_window_per_plan_and_level(loaded, sb, faults_cleared):
+    wh = loaded["warehouse"]
+    before = row_counts(wh)
+    # Each media plan's window starts RESTATEMENT_DAYS before its own last loaded day.
+    window_start = {
+        plan: newest - timedelta(days=3)
+        for plan, newest in wh.query(
+            f"select c.media_plan_id, max(s.date) from {API}.campaign_stats_daily s "
+            f"join {API}.campaigns c on c.id = s.campaign_id group by 1"
+        )
+    }
+    timezones = dict(wh.query(f"select id, timezone from {API}.accounts"))
+    plan_account = dict(wh.query(f"select id, account_id from {API}.media_plans"))
+    seq = sb.requests(API)[-1]["seq"]
+
+    result = wh.run(API).sources[0]
+    assert result.status == "loaded", result.message
+    reqs = sb.requests(API, since=seq)
+    truth = truth_of(sb)
+    windows = stats_windows(reqs)
+    assert set(windows) == {(str(p), lvl) for p in truth["media_plans"]["by_id"] for lvl in ("campaign", "ad")}
+    in_window: dict[tuple[str, str], int] = defaultdict(int)
+    for level, table in (("campaign", "campaign_stats_daily"), ("ad", "ad_stats_daily")):
+        for plan, day, rows in wh.query(
+            f"select c.media_plan_id, s.date, count(*) from {API}.{table} s "
+            f"join {API}.campaigns c on c.id = s.campaign_id group by 1, 2"
+        ):
+            if day >= window_start[plan]:
+                in_window[(plan, level)] += rows
+    pages = 0
+    for (plan, level), queries in windows.items():
+        tz = timezones[plan_account[plan]]
+        # [last loaded day - RESTATEMENT_DAYS, ...) as the account-local midnight.
+        assert {q["start_date"] for q in queries} == {str(local_midnight(window_start[plan], tz))}
+        # Exactly the pages the window's rows need (300 per page, at least one).
+        assert len(queries) == max(1, -(-in_window.get((plan, level), 0) // 300)), (plan, level)
+        pages += len(queries)
+    assert pages <= 3 * truth["media_plans"]["count"]  # 12 campaign pages + at most 2 per plan for ads
+    assert len(reqs) == expected_dimension_requests(truth) + pages
+    assert row_counts(wh) == before
+    assert_equals_truth(wh, sb)
+
+
+def snapshot(wh: Warehouse) -> dict[tuple[str, date], tuple[Any, ...]]:
+    """campaign_stats_daily by (campaign_id, date): media plan, figures, load id."""
+    return {
+        (r[0], r[1]): r[2:]
+        for r in wh.query(
+            f"select s.campaign_id, s.date, c.media_plan_id, s.impression, s.spent, s.conversions, s._dlt_load_id "
+            f"from {API}.campaign_stats_daily s join {API}.campaigns c on c.id = s.campaign_id"
+        )
+    }
+
+
+def test_advance_adds_new_days_and_restates_the_last_three(loaded, sb, faults_cleared):
+    wh = loaded["warehouse"]
+    before = snapshot(wh)
+    newest: dict[str, date] = {}
+    for (_, day), (plan, *_rest) in before.items():
+        newest[plan] = max(newest.get(plan, day), day)
+    window_start = {plan: day - timedelta(days=3) for plan, day in newest.items()}
+
+    sb.advance(2)
+    result = wh.run(API).sources[0]
+    assert result.status == "loaded", result.message
+    assert_equals_truth(wh, sb)
+    after = snapshot(wh)
+
+    for plan, day in newest.items():  # two new days for every media plan
+        assert max(d for (_, d), v in after.items() if v[0] == plan) == day + timedelta(days=2), plan
+    old = {k: v for k, v in before.items() if k[1] < window_start[v[0]]}
+    assert old and all(after[k] == v for k, v in old.items())  # older days untouched (same load)
+    young = [k for k, v in before.items() if k[1] >= newest[v[0]] - timedelta(days=1)]
+    assert young and all(after[k][1:4] != before[k][1:4] for k in young)  # restated in place (ages 0 and 1)
+
+    # Row by row, each plan's re-read window equals what the API now serves.
+    api = sb.env()["SOURCES__MARIN_SOCIAL__BASE_URL"]
+    key = sb.env()["SOURCES__MARIN_SOCIAL__API_KEY"]
+    tzs = dict(wh.query(f"select p.id, a.timezone from {API}.media_plans p join {API}.accounts a on a.id = p.account_id"))
+    served = {}
+    for plan, tz in tzs.items():
+        params = {"key": key, "aggregate": "day", "level": "campaign", "limit": 300, "start_date": local_midnight(window_start[plan], tz)}
+        body = requests.get(f"{api}/clients/{plan}/statistics", params=params, timeout=60).json()
+        assert body["range"]["next"] is None
+        for row in body["data"]:
+            served[(row["campaign_id"], date.fromisoformat(row["date"]))] = (row["impression"], Decimal(str(row["spent"])))
+    stored = {k: tuple(v[1:3]) for k, v in after.items() if k[1] >= window_start[v[0]]}
+    assert stored == served
+
+
+def test_wrong_key_fails_at_once_without_retries(env, sb, tmp_path, monkeypatch, faults_cleared):
+    monkeypatch.setenv("SOURCES__MARIN_SOCIAL__API_KEY", "wrong-marin-key-987654")
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    seq = sb.requests(API)[-1]["seq"] if sb.requests(API) else 0
+    result = Warehouse(tmp_path / "w.duckdb").run(API).sources[0]
+    assert result.status == "failed"
+    # One clear line: source, endpoint, status, what to check.
+    assert "marin_social: GET /marin_social/accounts answered 403 Access denied" in result.message, result.message
+    assert "SOURCES__MARIN_SOCIAL__API_KEY" in result.message
+    assert "wrong-marin-key-987654" not in result.message
+    reqs = sb.requests(API, since=seq)
+    assert len(reqs) == 1 and reqs[0]["status"] == 403
+
+
+def test_recovers_from_429_and_5xx_and_never_leaks_the_key(loaded, env, sb, caplog, faults_cleared):
+    key = env["SOURCES__MARIN_SOCIAL__API_KEY"]
+    wh = loaded["warehouse"]
+    sb.add_fault("429", api=API, count=2, retry_after=1)
+    sb.add_fault("503", api=API, count=2)
+    with caplog.at_level(logging.DEBUG):
+        result = wh.run(API).sources[0]
+    assert result.status == "loaded", result.message
+    assert result.requests["throttled"] == 2
+    assert result.requests["server_errors"] == 2
+    assert_equals_truth(wh, sb)
+
+    # The key is in no log line (dlt logs request URLs and retries at DEBUG) ...
+    assert key not in caplog.text
+    # ... no warehouse value ...
+    for table, column in wh.query(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = ? and data_type in ('VARCHAR', 'JSON')",
+        [API],
+    ):
+        assert wh.scalar(f'select count(*) from {API}."{table}" where cast("{column}" as varchar) like ?', [f"%{key}%"]) == 0
+    # ... nor dlt's pipeline state, schemas and traces on disk.
+    for path in Path(os.environ["DLT_DATA_DIR"]).rglob("*"):
+        if path.is_file() and path.suffix != ".parquet":  # row data: checked in the warehouse above
+            assert key.encode() not in path.read_bytes(), path
+    # It was sent as the documented `key` query parameter (the sandbox log masks it).
+    assert all(r["query"].get("key") == "***" for r in sb.requests(API)[-5:])
+
+
+# ------------------------------------------------------------- helper units
+def test_windows_are_account_local_midnights_and_restate_three_days():
+    from sources.marin_social.helpers import conversion_names, restated_from, shape_stats_row, stats_window
+
+    # Berlin midnight of 2026-03-29 (the DST day) is 2026-03-28T23:00Z; the window
+    # ends at the midnight after the account's local today.
+    start, end = stats_window("2026-03-29", "Europe/Berlin", today=date(2026, 3, 30))
+    assert start == 1774738800 and end == local_midnight(date(2026, 3, 31), "Europe/Berlin")
+    assert local_midnight(date(2026, 1, 1), "America/Los_Angeles") == 1767254400
+    assert restated_from(None, 3, "2026-01-01") == "2026-01-01"  # a plan's first run: from START_DATE
+    assert restated_from("2026-03-10", 3, "2026-01-01") == "2026-03-07"
+    assert restated_from("2026-01-02", 3, "2026-01-01") == "2026-01-01"  # never before START_DATE
+    assert conversion_names('["a", "b"]') == conversion_names("a, b") == conversion_names(["a", "b"]) == {"a", "b"}
+    row = shape_stats_row(
+        {
+            "spent": 0.1,
+            "income": 12.34,
+            "main_metrics": [
+                {"name": "leadgen.other", "number": 2, "amount": 0.1},
+                {"name": "mobile_app_install", "number": 3, "amount": 0.2},
+                {"name": "like", "number": 9, "amount": 5},
+            ],
+        },
+        {"id": "act_1", "currency": "EUR", "timezone": "Europe/Berlin"},
+        frozenset(CONVERSIONS),
+        ("spent", "income", "conversions_value"),
+    )
+    assert (row["conversions"], row["conversions_value"]) == (5, Decimal("0.3"))  # exact, not 0.30000000000000004
+    assert (row["spent"], row["income"]) == (Decimal("0.1"), Decimal("12.34"))
+    assert (row["account_id"], row["currency"], row["timezone"]) == ("act_1", "EUR", "Europe/Berlin")
