@@ -13,7 +13,8 @@ from sandbox.server import Sandbox, SandboxHTTPServer, format_env, parse_now
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # some sources failed, others loaded
 EXIT_CONFIG = 2  # the command or its configuration is wrong
-EXIT_NOTHING_RAN = 3  # no source loaded anything
+EXIT_NOTHING_RAN = 3  # no source loaded anything (or, for transform, no raw data to build from)
+EXIT_TRANSFORM_FAILED = 4  # sources loaded, but a model or a data test failed
 
 
 
@@ -53,8 +54,15 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_transform(result) -> None:
+    print(f"{result.status:<8} {'transforms':<13} {result.message}")
+    for test in result.failed_tests:
+        print(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}", file=sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import Runner
+    from pipelines.transform import run_transforms
 
     names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
     try:
@@ -65,13 +73,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = runner.run()
     for source in result.sources:
         print(f"{source.status:<8} {source.name:<13} {source.message}")
+    if not result.loaded:
+        if result.failed:
+            print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
+        else:
+            print("nothing ran: no source is configured (see .dlt/example.secrets.toml)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    transform_ok = True
+    if not args.no_transform:
+        transformed = run_transforms(args.warehouse)
+        _print_transform(transformed)
+        transform_ok = transformed.status in ("built", "skipped")
     if result.failed:
         print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
-        return EXIT_NOTHING_RAN if not result.loaded else EXIT_PARTIAL
-    if not result.loaded:
-        print("nothing ran: no source is configured (see .dlt/example.secrets.toml)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK if transform_ok else EXIT_TRANSFORM_FAILED
+
+
+def _cmd_transform(args: argparse.Namespace) -> int:
+    from pipelines.transform import run_transforms
+
+    result = run_transforms(args.warehouse)
+    _print_transform(result)
+    if result.status == "skipped":
         return EXIT_NOTHING_RAN
-    return EXIT_OK
+    return EXIT_OK if result.status == "built" else EXIT_TRANSFORM_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="extract every configured source into the warehouse")
     run.add_argument("--sources", default=None, help="comma-separated subset, e.g. retreaver,loops")
     run.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
+    run.add_argument("--no-transform", action="store_true", help="load only; do not rebuild the marts")
     run.set_defaults(func=_cmd_run)
+
+    tf = sub.add_parser("transform", help="rebuild staging views and marts, then run the data tests")
+    tf.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
+    tf.set_defaults(func=_cmd_transform)
     return parser
 
 

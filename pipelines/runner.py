@@ -66,12 +66,12 @@ class RunResult:
         return [s for s in self.sources if s.status == "loaded"]
 
 
+def make_destination(warehouse: str | Path) -> Any:
+    return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
+
+
 def make_pipeline(name: str, warehouse: str | Path) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name=PIPELINE_PREFIX + name,
-        destination=dlt.destinations.duckdb(str(Path(warehouse).resolve())),
-        dataset_name=name,
-    )
+    return dlt.pipeline(pipeline_name=PIPELINE_PREFIX + name, destination=make_destination(warehouse), dataset_name=name)
 
 
 def _secret_values(name: str) -> list[str]:

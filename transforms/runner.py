@@ -31,6 +31,8 @@ from sqlglot import exp
 TRANSFORMS_DIR = Path(__file__).parent
 LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
 SEEDS_SCHEMA = "seeds"
+# Seed columns that hold money or rates: CSV carries no types, and these must not be floats.
+DECIMAL_SEED_COLUMNS = {"rate", "usd_per_unit", "cost_per_thousand"}
 # dlt destination type -> sqlglot dialect
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery", "snowflake": "snowflake"}
 
@@ -107,26 +109,44 @@ def read_seed(path: Path) -> list[dict[str, Any]]:
         return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def load_seeds(destination: Any, root: Path = TRANSFORMS_DIR, pipelines_dir: str | None = None) -> dict[str, int]:
-    """Load every seed CSV into schema ``seeds`` (replaced whole each run), with dlt."""
-    seeds = sorted((root / "seeds").glob("*.csv"))
-    if not seeds:
+def load_seeds(
+    destination: Any,
+    root: Path = TRANSFORMS_DIR,
+    pipelines_dir: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, int]:
+    """Load every seed CSV, and the run's settings, into schema ``seeds`` with dlt.
+
+    Each is replaced whole on every build. ``settings`` become ``seeds.settings``
+    (``key``, ``value``; a list value gives one row per item), so SQL models read
+    configuration as data and stay plain SQL.
+    """
+    tables: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for path in sorted((root / "seeds").glob("*.csv")):
+        header = path.open().readline().strip().split(",")
+        tables[path.stem] = (read_seed(path), _seed_hints(header))
+    if settings is not None:
+        rows = [
+            {"key": key, "value": str(item)}
+            for key, value in settings.items()
+            for item in (value if isinstance(value, (list, tuple)) else [value])
+        ]
+        tables["settings"] = (rows, {"key": {"data_type": "text"}, "value": {"data_type": "text"}})
+    if not tables:
         return {}
     pipeline = dlt.pipeline("marketing_etl_seeds", destination=destination, dataset_name=SEEDS_SCHEMA, pipelines_dir=pipelines_dir)
-    resources = []
-    for path in seeds:
-        header = path.open().readline().strip().split(",")
-        hints = _seed_hints(path.stem, header)
-        resources.append(dlt.resource(read_seed(path), name=path.stem, write_disposition="replace", columns=hints))
-    pipeline.run(resources, loader_file_format="parquet" if DIALECTS.get(pipeline.destination.destination_name, "") == "duckdb" else None)
-    return {r.name: len(read_seed(root / "seeds" / f"{r.name}.csv")) for r in resources}
+    resources = [dlt.resource(rows, name=name, write_disposition="replace", columns=hints) for name, (rows, hints) in tables.items()]
+    # parquet where the destination takes it (DuckDB); others use their default format.
+    on_duckdb = DIALECTS.get(pipeline.destination.destination_name) == "duckdb"
+    pipeline.run(resources, loader_file_format="parquet" if on_duckdb else None)
+    return {name: len(rows) for name, (rows, _) in tables.items()}
 
 
-def _seed_hints(name: str, header: list[str]) -> dict[str, Any]:
+def _seed_hints(header: list[str]) -> dict[str, Any]:
     """Types for seed columns: CSV carries none, and a rate must not become a float."""
     hints: dict[str, Any] = {}
     for column in header:
-        if column in ("rate", "fx_rate"):
+        if column in DECIMAL_SEED_COLUMNS:
             hints[column] = {"data_type": "decimal", "precision": 18, "scale": 8}
         elif column.endswith("_date") or column == "date_day":
             hints[column] = {"data_type": "date"}
@@ -161,11 +181,38 @@ class TestResult:
         return self.failures == 0
 
 
-def build(pipeline: dlt.Pipeline, root: Path = TRANSFORMS_DIR, run_tests: bool = True) -> list[TestResult]:
-    """Load seeds, build every model in order, then run the data tests."""
+def missing_raw_tables(client: Any, models: Iterable[Model]) -> list[str]:
+    """Raw tables the staging models read that the warehouse does not have (yet)."""
+    wanted = sorted({t for m in models if m.layer == "staging" for t in m.reads if "." in t})
+    missing = []
+    for table in wanted:
+        schema, name = table.split(".", 1)
+        rows = client.execute_sql(
+            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s", schema, name
+        )
+        if not rows or rows[0][0] == 0:
+            missing.append(table)
+    return missing
+
+
+class MissingRawTables(TransformError):
+    """The warehouse lacks raw tables the models read: a source has not loaded yet."""
+
+
+def build(
+    pipeline: dlt.Pipeline,
+    root: Path = TRANSFORMS_DIR,
+    run_tests: bool = True,
+    settings: dict[str, Any] | None = None,
+) -> list[TestResult]:
+    """Load seeds and settings, build every model in order, then run the data tests."""
     models = discover(root)
     dialect = DIALECTS.get(pipeline.destination.destination_name, "duckdb")
-    load_seeds(pipeline.destination, root, pipelines_dir=pipeline.pipelines_dir)
+    with pipeline.sql_client() as client:
+        missing = missing_raw_tables(client, models)
+    if missing:
+        raise MissingRawTables(f"raw tables not loaded yet: {', '.join(missing)}")
+    load_seeds(pipeline.destination, root, pipelines_dir=pipeline.pipelines_dir, settings=settings)
     with pipeline.sql_client() as client:
         for schema in LAYERS:
             client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
