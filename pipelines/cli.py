@@ -100,6 +100,14 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "built" else EXIT_TRANSFORM_FAILED
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import demo_ok, run_demo, summary
+
+    result, transformed = run_demo(args.warehouse, seed=args.seed, scale=args.scale)
+    print(summary(args.warehouse, result, transformed))
+    return EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketing-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
     run.add_argument("--no-transform", action="store_true", help="load only; do not rebuild the marts")
     run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="start the sandbox, run every source and the transforms into a local DuckDB file")
+    demo.add_argument("--warehouse", default="demo.duckdb", help="DuckDB file (default: ./demo.duckdb)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--scale", type=float, default=1.0)
+    demo.set_defaults(func=_cmd_demo)
 
     tf = sub.add_parser("transform", help="rebuild staging views and marts, then run the data tests")
     tf.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")

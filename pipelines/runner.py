@@ -66,6 +66,11 @@ class RunResult:
         return [s for s in self.sources if s.status == "loaded"]
 
 
+# A merge loads into <dataset>_staging first; dlt leaves those rows behind unless
+# told to truncate them, doubling the warehouse's size with a stale copy.
+dlt.config["load.truncate_staging_dataset"] = True
+
+
 def make_destination(warehouse: str | Path) -> Any:
     return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
 
