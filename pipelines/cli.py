@@ -60,6 +60,23 @@ def _print_transform(result) -> None:
         print(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}", file=sys.stderr)
 
 
+def locked(command):
+    """Run ``command`` holding the warehouse's lock; a busy warehouse exits at once."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        from pipelines.lock import WarehouseBusy, warehouse_lock
+
+        try:
+            with warehouse_lock(args.warehouse):
+                return command(args)
+        except WarehouseBusy as exc:
+            print(f"marketing-etl {args.command}: {exc}", file=sys.stderr)
+            return EXIT_NOTHING_RAN
+
+    return wrapper
+
+
+@locked
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import Runner
     from pipelines.transform import run_transforms
@@ -90,6 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if transform_ok else EXIT_TRANSFORM_FAILED
 
 
+@locked
 def _cmd_transform(args: argparse.Namespace) -> int:
     from pipelines.transform import run_transforms
 
@@ -100,6 +118,7 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "built" else EXIT_TRANSFORM_FAILED
 
 
+@locked
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import demo_ok, run_demo, summary
 

@@ -85,3 +85,17 @@ def test_sources_extract_concurrently(sandbox, warehouse):
         if e["api"] == "retreaver" and arrived < datetime.fromisoformat(e["at"]) < arrived + timedelta(seconds=1.9)
     ]
     assert during, "no Retreaver request was served while ListenLoop's was in flight"
+
+
+def test_a_second_run_on_a_busy_warehouse_exits_at_once(tmp_path):
+    from pipelines.lock import warehouse_lock
+
+    warehouse = tmp_path / "w.duckdb"
+    env = cli_env({"DLT_DATA_DIR": str(tmp_path / "dlt")})
+    with warehouse_lock(warehouse):
+        busy = run_cli("--warehouse", str(warehouse), env=env, cwd=tmp_path)
+    assert busy.returncode == 3
+    assert "being written by pid" in busy.stderr
+    assert "skipped" not in busy.stdout  # it did not start
+    free = run_cli("--warehouse", str(warehouse), env=env, cwd=tmp_path)
+    assert "being written" not in free.stderr
