@@ -60,6 +60,18 @@ def _print_transform(result) -> None:
         print(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}", file=sys.stderr)
 
 
+def _transform_and_publish(warehouse: str) -> bool:
+    """Rebuild the marts; publish them for BI only when the build and its tests passed."""
+    from pipelines.publish import publish
+    from pipelines.transform import run_transforms
+
+    result = run_transforms(warehouse)
+    _print_transform(result)
+    if result.status == "built":
+        print(f"{'published':<8} {'serving file':<13} {publish(warehouse)}")
+    return result.status in ("built", "skipped")
+
+
 def locked(command):
     """Run ``command`` holding the warehouse's lock; a busy warehouse exits at once."""
 
@@ -79,7 +91,6 @@ def locked(command):
 @locked
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import Runner
-    from pipelines.transform import run_transforms
 
     names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
     try:
@@ -98,9 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_NOTHING_RAN
     transform_ok = True
     if not args.no_transform:
-        transformed = run_transforms(args.warehouse)
-        _print_transform(transformed)
-        transform_ok = transformed.status in ("built", "skipped")
+        transform_ok = _transform_and_publish(args.warehouse)
     if result.failed:
         print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
         return EXIT_PARTIAL
@@ -109,13 +118,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 @locked
 def _cmd_transform(args: argparse.Namespace) -> int:
+    from pipelines.publish import publish
     from pipelines.transform import run_transforms
 
     result = run_transforms(args.warehouse)
     _print_transform(result)
     if result.status == "skipped":
         return EXIT_NOTHING_RAN
-    return EXIT_OK if result.status == "built" else EXIT_TRANSFORM_FAILED
+    if result.status != "built":
+        return EXIT_TRANSFORM_FAILED
+    print(f"{'published':<8} {'serving file':<13} {publish(args.warehouse)}")
+    return EXIT_OK
 
 
 @locked

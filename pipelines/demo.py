@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 import duckdb
 
+from pipelines.publish import publish, serving_path
 from pipelines.runner import SOURCE_NAMES, RunResult, Runner
 from pipelines.transform import TransformResult, run_transforms
 from sandbox.server import SandboxThread
@@ -27,6 +28,8 @@ def run_demo(warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE, seed: int = 42, sca
         os.environ.update(sandbox.env())
         result = Runner(warehouse, list(SOURCE_NAMES)).run()
         transformed = run_transforms(warehouse)
+    if transformed.status == "built":
+        publish(warehouse)
     return result, transformed
 
 
@@ -62,6 +65,7 @@ def summary(warehouse: str | Path, result: RunResult, transformed: TransformResu
     lines += [
         "",
         f"warehouse: {warehouse}",
+        f"serving file for BI tools (read-only copy of the marts): {serving_path(warehouse)}",
         "query it:",
         f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True).sql('select * from marts.marketing_daily order by date_day desc limit 10'))\"",
         f"  duckdb -readonly {warehouse} \"select platform, sum(spend) from marts.spend_daily group by 1\"   # with the duckdb CLI",
