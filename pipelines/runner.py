@@ -140,6 +140,15 @@ class Runner:
     def run(self) -> RunResult:
         reset_clients()
         with redacted_logging(self.redact):
+            # Import every source module here, in one thread: imports racing in the
+            # worker threads deadlock on Python's module locks (seen: dlt's
+            # rest_client.auth imported by two sources at once).
+            self._factories = {}
+            for name in self.names:
+                try:
+                    self._factories[name] = _load_source(name)
+                except Exception as exc:  # noqa: BLE001 - reported as that source's failure
+                    self._factories[name] = exc
             first = [n for n in self.names if n not in RUNS_LAST]
             last = [n for n in self.names if n in RUNS_LAST]
             results: dict[str, SourceResult] = {}
@@ -153,7 +162,9 @@ class Runner:
     def _run_one(self, name: str) -> SourceResult:
         started = time.monotonic()
         try:
-            factory = _load_source(name)
+            factory = self._factories[name]
+            if isinstance(factory, Exception):
+                raise factory
             kwargs = dict(self.source_kwargs.get(name, {}))
             if name in RUNS_LAST:
                 kwargs.setdefault("warehouse", str(self.warehouse))
