@@ -10,7 +10,10 @@ with spend as (
         campaign_id,
         sum(impressions) as impressions,
         sum(clicks) as clicks,
-        sum(spend) as spend,
+        -- Fix: spend is null in spend_daily when no fx rate exists; keep it null here
+        -- (sum() would skip it, coalesce() below made it 0): a missing rate is reported,
+        -- never silently zero.
+        case when count(spend) = count(*) then sum(spend) end as spend,
         bool_or(is_spend_estimated) as is_spend_estimated
     from marts.spend_daily
     group by date_day, platform, campaign_id
@@ -22,9 +25,18 @@ conversions as (
         platform,
         campaign_id,
         sum(case when attribution_method = 'platform_reported' then conversions else 0 end) as platform_conversions,
-        sum(case when attribution_method = 'platform_reported' then conversions_value else 0 end) as platform_conversions_value,
+        -- Fix: a value conversions_daily could not convert (no fx rate) is null there and
+        -- stays null here instead of becoming 0. ListenLoop page views carry no value at
+        -- all (null by design): those add 0.
+        case
+            when bool_or(attribution_method = 'platform_reported' and conversion_type <> 'conversion_page_view' and conversions_value is null) then null
+            else sum(case when attribution_method = 'platform_reported' then coalesce(conversions_value, 0) else 0 end)
+        end as platform_conversions_value,
         sum(case when conversion_type = 'phone_call' and platform <> 'retreaver' then conversions else 0 end) as attributed_calls,
-        sum(case when conversion_type = 'phone_call' and platform <> 'retreaver' then conversions_value else 0 end) as attributed_call_revenue
+        case
+            when bool_or(conversion_type = 'phone_call' and platform <> 'retreaver' and conversions_value is null) then null
+            else sum(case when conversion_type = 'phone_call' and platform <> 'retreaver' then conversions_value else 0 end)
+        end as attributed_call_revenue
     from marts.conversions_daily
     group by date_day, platform, campaign_id
 ),
@@ -35,7 +47,8 @@ own_calls as (
         'retreaver' as platform,
         retreaver_campaign_id as campaign_id,
         count(*) as calls,
-        sum(revenue) as call_revenue
+        -- Fix: null (no fx rate) stays null, as above.
+        case when count(revenue) = count(*) then sum(revenue) end as call_revenue
     from marts.call_conversions
     group by date_day, retreaver_campaign_id
 ),
@@ -54,15 +67,17 @@ joined as (
         keys.platform,
         keys.campaign_id,
         campaigns.campaign_name,
-        coalesce(spend.spend, 0) as spend,
+        -- Fix: 0 only where the key has no spend row at all; a null (unconvertible)
+        -- spend or value stays null, and so do the ratios built on it.
+        case when spend.date_day is null then 0 else spend.spend end as spend,
         coalesce(spend.impressions, 0) as impressions,
         coalesce(spend.clicks, 0) as clicks,
         coalesce(conversions.platform_conversions, 0) as platform_conversions,
-        coalesce(conversions.platform_conversions_value, 0) as platform_conversions_value,
+        case when conversions.date_day is null then 0 else conversions.platform_conversions_value end as platform_conversions_value,
         coalesce(conversions.attributed_calls, 0) as attributed_calls,
-        coalesce(conversions.attributed_call_revenue, 0) as attributed_call_revenue,
+        case when conversions.date_day is null then 0 else conversions.attributed_call_revenue end as attributed_call_revenue,
         coalesce(own_calls.calls, 0) as calls,
-        coalesce(own_calls.call_revenue, 0) as call_revenue,
+        case when own_calls.date_day is null then 0 else own_calls.call_revenue end as call_revenue,
         coalesce(spend.is_spend_estimated, false) as is_spend_estimated
     from keys
     left join spend
