@@ -10,31 +10,46 @@ campaigns as (
     select * from intermediate.int_ad_campaigns
 ),
 
+-- Each lookup keeps ONE (platform, campaign_id) per key: a utm value listed twice
+-- in the map, or a name two campaigns share, resolves to the first by platform then
+-- id, never to a mix of the two rows.
 mapping as (
-    select
-        lower(trim(utm_campaign)) as utm_key,
-        min(platform) as platform,
-        min(campaign_id) as campaign_id
-    from seeds.campaign_map
-    group by lower(trim(utm_campaign))
+    select utm_key, platform, campaign_id
+    from (
+        select
+            lower(trim(utm_campaign)) as utm_key,
+            platform,
+            cast(campaign_id as varchar) as campaign_id,
+            row_number() over (partition by lower(trim(utm_campaign)) order by platform, campaign_id) as rank_in_key
+        from seeds.campaign_map
+    ) as ranked
+    where rank_in_key = 1
 ),
 
 by_id as (
-    select
-        campaign_id as utm_key,
-        min(platform) as platform,
-        min(campaign_id) as campaign_id
-    from campaigns
-    group by campaign_id
+    select utm_key, platform, campaign_id
+    from (
+        select
+            campaign_id as utm_key,
+            platform,
+            campaign_id,
+            row_number() over (partition by campaign_id order by platform) as rank_in_key
+        from campaigns
+    ) as ranked
+    where rank_in_key = 1
 ),
 
 by_name as (
-    select
-        lower(trim(campaign_name)) as utm_key,
-        min(platform) as platform,
-        min(campaign_id) as campaign_id
-    from campaigns
-    group by lower(trim(campaign_name))
+    select utm_key, platform, campaign_id
+    from (
+        select
+            lower(trim(campaign_name)) as utm_key,
+            platform,
+            campaign_id,
+            row_number() over (partition by lower(trim(campaign_name)) order by platform, campaign_id) as rank_in_key
+        from campaigns
+    ) as ranked
+    where rank_in_key = 1
 ),
 
 matched as (

@@ -21,7 +21,7 @@ with_previous as (
 deltas as (
     select
         campaign_id,
-        cast(snapshot_at as date) as date_day,
+        cast(snapshot_at at time zone 'UTC' as date) as date_day,  -- UTC, whatever the session's zone
         bidding_strategy,
         cpm_bid,
         max_bid,

@@ -45,7 +45,7 @@ listenloop as (
 
 inboxfirst as (
     select
-        cast(sends.started_at as date) as date_day,
+        cast(sends.started_at at time zone 'UTC' as date) as date_day,  -- UTC, whatever the session's zone
         'inboxfirst' as platform,
         'email' as channel,
         sends.account_id,

@@ -53,29 +53,48 @@ calls_per_day as (
     group by date_day
 ),
 
-report_vs_calls as (
+report_and_calls as (
+    -- Full outer join: a day with calls but no report row is a mismatch too.
     select
-        'retreaver report_daily ' || measure || ' = calls' as check_name,
-        'retreaver' as platform,
-        date_day,
-        expected,
-        actual
-    from (
-        select report.date_day, 'total_calls' as measure, cast(report.total_calls as decimal(38, 6)) as expected, cast(coalesce(calls.total_calls, 0) as decimal(38, 6)) as actual
-        from staging.stg_retreaver__report_daily as report left join calls_per_day as calls on calls.date_day = report.date_day
-        union all
-        select report.date_day, 'converted', cast(report.converted_calls as decimal(38, 6)), cast(coalesce(calls.converted_calls, 0) as decimal(38, 6))
-        from staging.stg_retreaver__report_daily as report left join calls_per_day as calls on calls.date_day = report.date_day
-        union all
-        select report.date_day, 'revenue', cast(report.revenue as decimal(38, 6)), cast(coalesce(calls.revenue, 0) as decimal(38, 6))
-        from staging.stg_retreaver__report_daily as report left join calls_per_day as calls on calls.date_day = report.date_day
-        union all
-        select report.date_day, 'payout', cast(report.payout as decimal(38, 6)), cast(coalesce(calls.payout, 0) as decimal(38, 6))
-        from staging.stg_retreaver__report_daily as report left join calls_per_day as calls on calls.date_day = report.date_day
-        union all
-        select report.date_day, 'cost', cast(report.cost as decimal(38, 6)), cast(coalesce(calls.cost, 0) as decimal(38, 6))
-        from staging.stg_retreaver__report_daily as report left join calls_per_day as calls on calls.date_day = report.date_day
-    ) as measures
+        coalesce(report.date_day, calls.date_day) as date_day,
+        report.total_calls as report_total_calls,
+        report.converted_calls as report_converted_calls,
+        report.revenue as report_revenue,
+        report.payout as report_payout,
+        report.cost as report_cost,
+        coalesce(calls.total_calls, 0) as total_calls,
+        coalesce(calls.converted_calls, 0) as converted_calls,
+        coalesce(calls.revenue, 0) as revenue,
+        coalesce(calls.payout, 0) as payout,
+        coalesce(calls.cost, 0) as cost
+    from staging.stg_retreaver__report_daily as report
+    full outer join calls_per_day as calls
+        on calls.date_day = report.date_day
+    -- Reports are read from START_DATE on, while a call made earlier but updated
+    -- since is still loaded: days before the first report day cannot be compared.
+    where coalesce(report.date_day, calls.date_day) >= (select min(date_day) from staging.stg_retreaver__report_daily)
+),
+
+report_vs_calls as (
+    select 'retreaver report_daily total_calls = calls' as check_name, 'retreaver' as platform, date_day,
+        cast(report_total_calls as decimal(38, 6)) as expected, cast(total_calls as decimal(38, 6)) as actual
+    from report_and_calls
+    union all
+    select 'retreaver report_daily converted = calls', 'retreaver', date_day,
+        cast(report_converted_calls as decimal(38, 6)), cast(converted_calls as decimal(38, 6))
+    from report_and_calls
+    union all
+    select 'retreaver report_daily revenue = calls', 'retreaver', date_day,
+        cast(report_revenue as decimal(38, 6)), cast(revenue as decimal(38, 6))
+    from report_and_calls
+    union all
+    select 'retreaver report_daily payout = calls', 'retreaver', date_day,
+        cast(report_payout as decimal(38, 6)), cast(payout as decimal(38, 6))
+    from report_and_calls
+    union all
+    select 'retreaver report_daily cost = calls', 'retreaver', date_day,
+        cast(report_cost as decimal(38, 6)), cast(cost as decimal(38, 6))
+    from report_and_calls
 ),
 
 marin_campaigns_vs_ads as (

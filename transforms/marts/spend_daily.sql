@@ -43,7 +43,8 @@ final as (
         cast(aggregated.impressions as bigint) as impressions,
         cast(aggregated.clicks as bigint) as clicks,
         cast(aggregated.spend_local * fx.fx_rate as decimal(18, 4)) as spend,
-        cast(aggregated.spend_local as decimal(18, 4)) as spend_local,
+        -- Kept at the source's precision, so it ties out exactly with the platforms.
+        cast(aggregated.spend_local as decimal(18, 6)) as spend_local,
         aggregated.currency_code,
         fx.fx_rate,
         aggregated.is_spend_estimated,

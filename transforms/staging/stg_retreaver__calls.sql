@@ -9,7 +9,9 @@ renamed as (
         -- created_at is the moment the call came in: the vendor's own filter and
         -- report day use it, so the marts do too (UTC).
         created_at as occurred_at,
-        cast(created_at as date) as date_day,
+        -- The UTC day, whatever the session's time zone (a timestamptz cast to date
+        -- uses the session's zone).
+        cast(created_at at time zone 'UTC' as date) as date_day,
         updated_at,
         cast(company_id as varchar) as account_id,
         cast(campaign_id as varchar) as retreaver_campaign_id,
