@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import pipelines  # noqa: F401 - sets RUNTIME__DLTHUB_TELEMETRY=false before dlt starts
+
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxThread
 

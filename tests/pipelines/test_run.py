@@ -99,3 +99,23 @@ def test_a_second_run_on_a_busy_warehouse_exits_at_once(tmp_path):
     assert "skipped" not in busy.stdout  # it did not start
     free = run_cli("--warehouse", str(warehouse), env=env, cwd=tmp_path)
     assert "being written" not in free.stderr
+
+
+def test_connection_errors_never_show_a_query_string_key(sandbox, warehouse, monkeypatch, caplog):
+    # requests words "connection refused" as "Max retries exceeded with url:
+    # /api/v2/calls.json?api_key=..." : the key must be masked everywhere it travels.
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("SOURCES__RETREAVER__CALLS_BASE_URL", f"http://127.0.0.1:{closed_port}/retreaver_calls")
+    key = sandbox.env()["SOURCES__RETREAVER__API_KEY"]
+    with caplog.at_level("DEBUG"):
+        result = warehouse.run("retreaver")
+    (source,) = result.sources
+    assert source.status == "failed"
+    assert source.requests["connection_errors"] >= 1
+    assert "api_key=***" in caplog.text  # the URL was logged, masked
+    assert key not in source.message
+    assert key not in caplog.text
