@@ -14,7 +14,8 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from dlt.sources.helpers.requests import Client
 from requests import PreparedRequest, Response, Session
@@ -153,3 +154,30 @@ def reset_clients() -> None:
     """Forget clients and their counters (start of a run)."""
     with _CLIENTS_LOCK:
         _CLIENTS.clear()
+
+
+# ------------------------------------------------------------- credential failures
+class SourceAuthError(RuntimeError):
+    """401/403: the credentials were refused. Not retried (contract): the source fails at once."""
+
+
+def auth_failure_hook(source: str, detail_field: str) -> Callable[..., Response]:
+    """A response hook (for ``response_actions`` or ``hooks={"response": [...]}``)
+    that turns 401/403 into one clear line: source, endpoint, status, the vendor's
+    error text (``detail_field`` of its JSON body) and the setting to check; never
+    the URL's query, which may carry the key."""
+
+    def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
+        if response.status_code in (401, 403):
+            try:
+                detail = response.json().get(detail_field) or response.reason
+            except Exception:  # noqa: BLE001 - a non-JSON error page: the reason phrase will do
+                detail = response.reason
+            path = urlsplit(response.url or "").path
+            raise SourceAuthError(
+                f"{source}: GET {path} answered {response.status_code} {detail}: "
+                f"check SOURCES__{source.upper()}__API_KEY; not retried"
+            )
+        return response
+
+    return hook

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from decimal import Decimal
+from typing import Any, Iterable
 
 from dlt.common.schema.typing import TColumnSchema
 
@@ -19,3 +20,11 @@ def timestamp_columns(names: Iterable[str]) -> dict[str, TColumnSchema]:
     return {name: {"data_type": "timestamp", "timezone": True} for name in names}
 
 
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """Contract: money arrives as numbers (5.0) or strings ("0.08"). Through str, the
+    shortest text that round-trips, so 12.34 stays 12.34 (Decimal(12.34) would not)."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))

@@ -19,9 +19,9 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import session_for
+from sources._shared.http import auth_failure_hook, session_for
 from sources._shared.schema import decimal_columns, timestamp_columns
-from sources.marin_social.helpers import conversion_names, raise_on_denied, rename, restated_from, shape_stats_row, stats_window
+from sources.marin_social.helpers import conversion_names, rename, restated_from, shape_stats_row, stats_window
 from sources.marin_social.settings import (
     AD_MONEY_FIELDS,
     ADSET_MONEY_FIELDS,
@@ -37,6 +37,8 @@ from sources.marin_social.settings import (
 )
 
 
+# Doc "Status code": 403 Access denied, body {"message": ...}; contract: 401/403 not retried.
+raise_on_denied = auth_failure_hook("marin_social", "message")
 DENIED_HOOKS = {"response": [raise_on_denied]}
 
 

@@ -7,43 +7,11 @@ import json
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pendulum
-from requests import Response
 
-
-class MarinAccessDenied(Exception):
-    """The API refused the key: not retried, the source fails at once."""
-
-
-def raise_on_denied(response: Response, *args: Any, **kwargs: Any) -> Response:
-    """Response hook: a 401/403 becomes one clear error naming the source, endpoint
-    and status, without the URL's query (it holds the key).
-
-    Doc "Status code": 403 Access denied; contract: 401/403 are not retried."""
-    if response.status_code in (401, 403):
-        try:
-            reason = response.json().get("message")
-        except Exception:  # noqa: BLE001 - the body is informative only
-            reason = None
-        path = urlsplit(response.request.url or "").path if response.request is not None else ""
-        raise MarinAccessDenied(
-            f"marin_social: GET {path} answered {response.status_code} {reason or response.reason}: "
-            "check SOURCES__MARIN_SOCIAL__API_KEY (the agency token); not retried"
-        )
-    return response
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """A JSON number (float) or numeric string as an exact Decimal.
-
-    ``str(float)`` is the shortest text that round-trips, so ``12.34`` stays
-    ``12.34`` (``Decimal(12.34)`` would not)."""
-    if value is None or value == "":
-        return None
-    return Decimal(str(value))
+from sources._shared.schema import to_decimal
 
 
 def local_midnight(day: date, timezone: str) -> int:

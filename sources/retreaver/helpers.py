@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from dlt.common.configuration import configspec
@@ -12,6 +12,7 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import PreparedRequest, Response
 
+from sources._shared.schema import to_decimal
 from sources.retreaver.settings import CALL_MONEY_FIELDS, FLATTENED_TAGS, REPORT_MONEY_FIELDS
 
 
@@ -25,35 +26,6 @@ class QueryKeyAuth(APIKeyAuth):
         if self.name in parse_qs(urlsplit(request.url or "").query):
             return request
         return super().__call__(request)
-
-
-class SourceAuthError(RuntimeError):
-    """401/403: wrong key or company. Not retried (contract: fail the source at once)."""
-
-
-def auth_failure_hook(source: str) -> Callable[..., Response]:
-    """A response hook that turns 401/403 into one clear line: source, endpoint,
-    status and the vendor's error text, never the URL (it carries ``api_key``)."""
-
-    def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
-        if response.status_code in (401, 403):
-            try:
-                detail = response.json().get("error") or response.reason
-            except Exception:  # noqa: BLE001 - a non-JSON error page: the reason phrase will do
-                detail = response.reason
-            path = urlsplit(response.url).path  # path only: the query holds the key
-            raise SourceAuthError(f"{source}: GET {path} answered {response.status_code}: {detail}")
-        return response
-
-    return hook
-
-
-def to_decimal(value: Any) -> Optional[Decimal]:
-    """Contract: money arrives as numbers (5.0) or strings ("0.08"). Through str so a
-    float keeps its printed digits (Decimal(0.1) would carry binary noise)."""
-    if value is None or value == "":
-        return None
-    return Decimal(str(value))
 
 
 def shape_call(call: dict[str, Any]) -> dict[str, Any]:
