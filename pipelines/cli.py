@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
+from typing import Any
 
 from sandbox.server import Sandbox, SandboxHTTPServer, format_env, parse_now
 
@@ -15,7 +17,7 @@ EXIT_PARTIAL = 1  # some sources failed, others loaded
 EXIT_CONFIG = 2  # the command or its configuration is wrong
 EXIT_NOTHING_RAN = 3  # no source loaded anything (or, for transform, no raw data to build from)
 EXIT_TRANSFORM_FAILED = 4  # sources loaded, but a model or a data test failed
-
+EXIT_STALE = 5  # status: some source or table is stale (or never loaded)
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -54,22 +56,84 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_transform(result) -> None:
-    print(f"{result.status:<8} {'transforms':<13} {result.message}")
-    for test in result.failed_tests:
-        print(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}", file=sys.stderr)
+DEFAULT_WAREHOUSE = "marketing.duckdb"
+WAREHOUSE_HELP = "DuckDB file (default: ./marketing.duckdb)"
 
 
-def _transform_and_publish(warehouse: str) -> bool:
-    """Rebuild the marts; publish them for BI only when the build and its tests passed."""
+class Output:
+    """Where a command's results go: human lines on stdout, or one JSON document
+    with ``--json``; ``--quiet`` keeps stdout for failures only (on stderr)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json = getattr(args, "json", False)
+        self.quiet = getattr(args, "quiet", False)
+
+    def line(self, text: str) -> None:
+        if not (self.json or self.quiet):
+            print(text, flush=True)
+
+    def error(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def document(self, doc: dict) -> None:
+        if self.json:
+            print(json.dumps(doc, indent=2, default=str), flush=True)
+
+
+def _verbosity(args: argparse.Namespace) -> str:
+    return "quiet" if getattr(args, "quiet", False) else "verbose" if getattr(args, "verbose", False) else "normal"
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    """Logging for this command; returns the progress factory for the runner."""
+    from pipelines import logs
+
+    logs.configure(_verbosity(args))
+    return logs.progress_factory(_verbosity(args))
+
+
+def _source_line(out: Output, source: Any, window: tuple[str, str] | None = None) -> None:
+    where = f" {window[0]}..{window[1]}" if window else ""
+    stats = source.requests or {}
+    extra = f"  ({stats.get('requests', 0)} requests, {stats.get('throttled', 0)} x 429, {source.seconds:.1f}s)" if source.status != "skipped" else ""
+    out.line(f"{source.status:<8} {source.name:<13}{where} {source.message}{extra}")
+    if source.status == "failed":
+        out.error(f"marketing-etl: {source.name}{where} failed: {source.message}")
+
+
+def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records: list) -> str:
+    """Rebuild the marts and publish them for BI only when the build and its tests
+    passed; records the transforms' row. Returns the transform status."""
+    from pipelines.ops import transform_record, utc_now
     from pipelines.publish import publish
     from pipelines.transform import run_transforms
 
-    result = run_transforms(warehouse)
-    _print_transform(result)
+    started = utc_now()
+    result = run_transforms(args.warehouse)
+    records.append(transform_record(run_id, args.command, result, started, utc_now()))
+    out.line(f"{result.status:<8} {'transforms':<13} {result.message}")
+    for test in result.failed_tests:
+        out.error(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}")
+    if result.status in ("failed", "tests_failed"):
+        out.error(f"marketing-etl: transforms {result.status}: {result.message}")
     if result.status == "built":
-        print(f"{'published':<8} {'serving file':<13} {publish(warehouse)}")
-    return result.status in ("built", "skipped")
+        out.line(f"{'published':<8} {'serving file':<13} {publish(args.warehouse)}")
+    return result.status
+
+
+def _finish(args: argparse.Namespace, out: Output, run_id: str, records: list, code: int, **extra: Any) -> int:
+    """Write the run history, print the JSON summary, return the exit code."""
+    from pipelines.ops import write_runs
+
+    try:
+        write_runs(args.warehouse, records)
+    except Exception as exc:  # noqa: BLE001 - the data landed; losing the history is reported, not fatal
+        out.error(f"marketing-etl: could not write ops.runs: {exc}")
+    out.document(
+        {"run_id": run_id, "command": args.command, "exit_code": code, "warehouse": str(args.warehouse), **extra,
+         "runs": [r.as_json() for r in records]}
+    )
+    return code
 
 
 def locked(command):
@@ -88,56 +152,144 @@ def locked(command):
     return wrapper
 
 
+def _exit_code(result: Any, transform_status: str | None) -> int:
+    if not result.loaded:
+        return EXIT_NOTHING_RAN
+    if result.failed:
+        return EXIT_PARTIAL
+    return EXIT_TRANSFORM_FAILED if transform_status in ("failed", "tests_failed") else EXIT_OK
+
+
 @locked
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.ops import new_run_id, source_record
     from pipelines.runner import Runner
 
+    out = Output(args)
+    progress = _setup(args)
     names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
     try:
-        runner = Runner(args.warehouse, names)
+        runner = Runner(args.warehouse, names, progress=progress)
     except ValueError as exc:
-        print(f"marketing-etl run: {exc}", file=sys.stderr)
+        out.error(f"marketing-etl run: {exc}")
         return EXIT_CONFIG
+    run_id = new_run_id()
     result = runner.run()
+    records = [source_record(run_id, "run", s) for s in result.sources]
     for source in result.sources:
-        print(f"{source.status:<8} {source.name:<13} {source.message}")
+        _source_line(out, source)
+    transform_status = None
     if not result.loaded:
-        if result.failed:
-            print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
-        else:
-            print("nothing ran: no source is configured (see .dlt/example.secrets.toml)", file=sys.stderr)
-        return EXIT_NOTHING_RAN
-    transform_ok = True
-    if not args.no_transform:
-        transform_ok = _transform_and_publish(args.warehouse)
+        out.error("marketing-etl run: nothing ran: " + (
+            "every source failed" if result.failed else "no source is configured (see .dlt/example.secrets.toml)"
+        ))
+    elif not args.no_transform:
+        transform_status = _transform_step(args, out, run_id, records)
     if result.failed:
-        print("failed: " + ", ".join(s.name for s in result.failed), file=sys.stderr)
-        return EXIT_PARTIAL
-    return EXIT_OK if transform_ok else EXIT_TRANSFORM_FAILED
+        out.error("failed: " + ", ".join(s.name for s in result.failed))
+    return _finish(args, out, run_id, records, _exit_code(result, transform_status))
+
+
+@locked
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from pipelines.backfill import BackfillError, parse_window, run_backfill
+    from pipelines.ops import new_run_id, source_record
+
+    out = Output(args)
+    progress = _setup(args)
+    try:
+        start, end = parse_window(args.source, args.start, args.end, date.today())
+    except BackfillError as exc:
+        out.error(f"marketing-etl backfill: {exc}")
+        return EXIT_CONFIG
+    run_id, records = new_run_id(), []
+
+    def on_chunk(window: tuple[str, str], chunk: Any) -> None:
+        records.append(source_record(run_id, "backfill", chunk, window))
+        _source_line(out, chunk, window)
+
+    result = run_backfill(args.warehouse, args.source, start, end, args.chunk_days, progress, on_chunk)
+    failed = result.failed
+    loaded = [c for _, c in result.chunks if c.status == "loaded"]
+    transform_status = None
+    if failed:
+        out.error(f"marketing-etl backfill: stopped at {failed[0][0]}..{failed[0][1]}; earlier chunks are loaded, re-run to finish")
+    if loaded and not args.no_transform:
+        transform_status = _transform_step(args, out, run_id, records)
+    if not loaded:
+        code = EXIT_CONFIG if result.chunks and result.chunks[0][1].status == "skipped" else EXIT_NOTHING_RAN
+        if code == EXIT_CONFIG:
+            out.error(f"marketing-etl backfill: {args.source} {result.chunks[0][1].message}")
+    elif failed:
+        code = EXIT_PARTIAL
+    else:
+        code = EXIT_TRANSFORM_FAILED if transform_status in ("failed", "tests_failed") else EXIT_OK
+    return _finish(args, out, run_id, records, code, window={"start": start.isoformat(), "end": end.isoformat()})
 
 
 @locked
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from pipelines.publish import publish
-    from pipelines.transform import run_transforms
+    from pipelines.ops import new_run_id
 
-    result = run_transforms(args.warehouse)
-    _print_transform(result)
-    if result.status == "skipped":
-        return EXIT_NOTHING_RAN
-    if result.status != "built":
-        return EXIT_TRANSFORM_FAILED
-    print(f"{'published':<8} {'serving file':<13} {publish(args.warehouse)}")
-    return EXIT_OK
+    out = Output(args)
+    _setup(args)
+    run_id, records = new_run_id(), []
+    status = _transform_step(args, out, run_id, records)
+    code = {"built": EXIT_OK, "skipped": EXIT_NOTHING_RAN}.get(status, EXIT_TRANSFORM_FAILED)
+    return _finish(args, out, run_id, records, code)
 
 
 @locked
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import demo_ok, run_demo, summary
+    from pipelines.ops import new_run_id, source_record, transform_record
 
-    result, transformed = run_demo(args.warehouse, seed=args.seed, scale=args.scale)
-    print(summary(args.warehouse, result, transformed))
-    return EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL
+    out = Output(args)
+    progress = _setup(args)
+    run_id = new_run_id()
+    result, transformed, (t_started, t_finished) = run_demo(args.warehouse, seed=args.seed, scale=args.scale, progress=progress)
+    records = [source_record(run_id, "demo", s) for s in result.sources]
+    records.append(transform_record(run_id, "demo", transformed, t_started, t_finished))
+    code = _finish(args, out, run_id, records, EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL)
+    out.line(summary(args.warehouse, result, transformed))
+    return code
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Not locked: reading while nothing writes. DuckDB refuses a second process
+    while a run writes; that is reported as busy."""
+    from pathlib import Path
+
+    from pipelines.status import check_freshness
+
+    out = Output(args)
+    _setup(args)
+    if not Path(args.warehouse).exists():
+        out.error(f"marketing-etl status: no warehouse at {args.warehouse}: nothing has been loaded")
+        out.document({"warehouse": str(args.warehouse), "stale": True, "sources": []})
+        return EXIT_STALE
+    names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    try:
+        fresh = check_freshness(args.warehouse, names, args.stale_after)
+    except Exception as exc:  # noqa: BLE001 - e.g. DuckDB's lock held by a running writer
+        text = str(exc)
+        if "lock" in text.lower():
+            out.error(f"marketing-etl status: {args.warehouse} is being written by a run; try again when it ends")
+            return EXIT_NOTHING_RAN
+        raise
+    out.document({"warehouse": str(args.warehouse), **fresh.as_json()})
+    for source in fresh.sources:
+        flag = "STALE" if source.stale else "fresh"
+        out.line(f"{flag:<6} {source.source:<13} last run {source.last_run_at or '-'} ({source.last_run_status or 'none'}), last success {source.last_success_at or '-'}")
+        for table in source.tables:
+            mark = "STALE" if table.stale else ("ok" if table.cursor_column else "")
+            cursor = f"newest {table.cursor_column} {table.newest_cursor} ({table.age_hours} h old, limit {table.stale_after_hours:g} h)" if table.cursor_column else "no cursor"
+            out.line(f"  {mark:<5} {table.table:<24} {table.rows:>9,} rows  loaded {table.last_loaded_at or '-'}  {cursor}")
+        for reason in source.reasons:
+            out.error(f"marketing-etl status: {source.source} stale: {reason}")
+    return EXIT_STALE if fresh.stale else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,20 +306,41 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--verbose", action="store_true", help="log every HTTP request")
     sb.set_defaults(func=_cmd_sandbox)
 
-    run = sub.add_parser("run", help="extract every configured source into the warehouse")
+    common = argparse.ArgumentParser(add_help=False)
+    noise = common.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true", help="print only warnings and failures")
+    noise.add_argument("--verbose", "-v", action="store_true", help="debug lines and dlt's INFO logs (secrets stay masked)")
+    common.add_argument("--json", action="store_true", help="print one JSON summary on stdout instead of the human lines")
+
+    run = sub.add_parser("run", parents=[common], help="extract every configured source into the warehouse")
     run.add_argument("--sources", default=None, help="comma-separated subset, e.g. retreaver,loops")
-    run.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
+    run.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
     run.add_argument("--no-transform", action="store_true", help="load only; do not rebuild the marts")
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="start the sandbox, run every source and the transforms into a local DuckDB file")
+    bf = sub.add_parser("backfill", parents=[common], help="reload a window of days for one source, without moving its cursors")
+    bf.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
+    bf.add_argument("--source", required=True, help="retreaver, marin_social or inboxfirst")
+    bf.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    bf.add_argument("--end", required=True, help="day after the last one, YYYY-MM-DD (exclusive)")
+    bf.add_argument("--chunk-days", type=int, default=7, help="days per load (default 7)")
+    bf.add_argument("--no-transform", action="store_true", help="load only; do not rebuild the marts")
+    bf.set_defaults(func=_cmd_backfill)
+
+    st = sub.add_parser("status", parents=[common], help="freshness per source and table; exits 5 when stale")
+    st.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
+    st.add_argument("--sources", default=None, help="comma-separated sources to judge (default: every source loaded here)")
+    st.add_argument("--stale-after", type=float, default=None, help="hours (default: [ops.freshness] stale_after_hours, else 48)")
+    st.set_defaults(func=_cmd_status)
+
+    demo = sub.add_parser("demo", parents=[common], help="start the sandbox, run every source and the transforms into a local DuckDB file")
     demo.add_argument("--warehouse", default="demo.duckdb", help="DuckDB file (default: ./demo.duckdb)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--scale", type=float, default=1.0)
     demo.set_defaults(func=_cmd_demo)
 
-    tf = sub.add_parser("transform", help="rebuild staging views and marts, then run the data tests")
-    tf.add_argument("--warehouse", default="marketing.duckdb", help="DuckDB file (default: ./marketing.duckdb)")
+    tf = sub.add_parser("transform", parents=[common], help="rebuild staging views and marts, then run the data tests")
+    tf.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
     tf.set_defaults(func=_cmd_transform)
     return parser
 

@@ -8,9 +8,13 @@ prints what landed and how to query it, and stops the sandbox.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable, Optional
+
 import duckdb
 
+from pipelines.ops import utc_now
 from pipelines.publish import publish, serving_path
 from pipelines.runner import SOURCE_NAMES, RunResult, Runner
 from pipelines.transform import TransformResult, run_transforms
@@ -19,18 +23,22 @@ from sandbox.server import SandboxThread
 DEFAULT_DEMO_WAREHOUSE = "demo.duckdb"
 
 
-def run_demo(warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE, seed: int = 42, scale: float = 1.0) -> tuple[RunResult, TransformResult]:
+def run_demo(
+    warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE, seed: int = 42, scale: float = 1.0, progress: Optional[Callable[[str], Any]] = None
+) -> tuple[RunResult, TransformResult, tuple[datetime, datetime]]:
+    """Returns the sources' results, the transforms' result and when the transforms ran."""
     warehouse = Path(warehouse).resolve()
     # The demo keeps its dlt state beside its own warehouse, apart from real runs.
     os.environ.setdefault("DLT_DATA_DIR", str(warehouse.with_suffix(".dlt")))
     with SandboxThread(seed=seed, scale=scale) as sandbox:
         print(f"sandbox serving on {sandbox.base_url} (seed {seed}, scale {scale}); loading into {warehouse}", flush=True)
         os.environ.update(sandbox.env())
-        result = Runner(warehouse, list(SOURCE_NAMES)).run()
+        result = Runner(warehouse, list(SOURCE_NAMES), progress=progress).run()
+        started = utc_now()
         transformed = run_transforms(warehouse)
     if transformed.status == "built":
         publish(warehouse)
-    return result, transformed
+    return result, transformed, (started, utc_now())
 
 
 def summary(warehouse: str | Path, result: RunResult, transformed: TransformResult) -> str:

@@ -15,14 +15,16 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import dlt
 import dlt.common.libs.pyarrow  # noqa: F401 - see below
 import pyarrow  # noqa: F401
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
+from pipelines.ops import cursor_summary, schema_changes, utc_now
 from sources._shared.http import Redactor, stats_for, reset_clients
 
 # dlt imports pyarrow lazily, on the first parquet write; two sources extracting in
@@ -47,6 +49,11 @@ class SourceResult:
     rows: dict[str, int] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime = field(default_factory=utc_now)
+    cursor_before: dict[str, Any] = field(default_factory=dict)
+    cursor_after: dict[str, Any] = field(default_factory=dict)
+    schema_changes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -75,8 +82,13 @@ def make_destination(warehouse: str | Path) -> Any:
     return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
 
 
-def make_pipeline(name: str, warehouse: str | Path) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=PIPELINE_PREFIX + name, destination=make_destination(warehouse), dataset_name=name)
+def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_PREFIX + name,
+        destination=make_destination(warehouse),
+        dataset_name=name,
+        **({"progress": progress} if progress is not None else {}),
+    )
 
 
 def _secret_values(name: str) -> list[str]:
@@ -127,7 +139,15 @@ def _load_source(name: str) -> Any:
 
 
 class Runner:
-    def __init__(self, warehouse: str | Path = DEFAULT_WAREHOUSE, sources: list[str] | None = None, source_kwargs: dict[str, dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        warehouse: str | Path = DEFAULT_WAREHOUSE,
+        sources: list[str] | None = None,
+        source_kwargs: dict[str, dict[str, Any]] | None = None,
+        progress: Optional[Callable[[str], Any]] = None,
+    ):
+        """``progress(name)`` returns a dlt progress collector for that source's pipeline."""
+        self.progress = progress
         self.warehouse = Path(warehouse)
         self.names = list(sources or SOURCE_NAMES)
         unknown = set(self.names) - set(SOURCE_NAMES)
@@ -160,7 +180,31 @@ class Runner:
             return RunResult([results[n] for n in self.names])
 
     def _run_one(self, name: str) -> SourceResult:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), utc_now()
+        log.info("source started", extra={"event": "source_started", "source": name})
+        result = self._extract_and_load(name)
+        result.started_at, result.finished_at = started_at, utc_now()
+        result.seconds = time.monotonic() - started
+        result.requests = stats_for(name)
+        log.log(
+            logging.WARNING if result.status == "failed" else logging.INFO,
+            "source %s",
+            result.status,
+            extra={
+                "event": "source_finished",
+                "source": name,
+                "status": result.status,
+                "rows": sum(result.rows.values()),
+                "requests": result.requests.get("requests", 0),
+                "throttled": result.requests.get("throttled", 0),
+                "seconds": round(result.seconds, 1),
+                **({"error": result.message} if result.status != "loaded" else {}),
+            },
+        )
+        return result
+
+    def _extract_and_load(self, name: str) -> SourceResult:
+        before: dict[str, Any] = {}
         try:
             factory = self._factories[name]
             if isinstance(factory, Exception):
@@ -173,24 +217,30 @@ class Runner:
             except ConfigFieldMissingException as exc:
                 missing = ", ".join(f"SOURCES__{name.upper()}__{f.upper()}" for f in exc.traces)
                 return SourceResult(name, "skipped", f"not configured (missing {missing})")
-            pipeline = make_pipeline(name, self.warehouse)
+            pipeline = make_pipeline(name, self.warehouse, self.progress(name) if self.progress else None)
             # extract() alone does not look at the destination (run() would): restore
             # the state (cursors) stored in the warehouse when it is newer than ours,
             # e.g. a scheduler that starts every run with an empty DLT_DATA_DIR.
             with self._load_lock:
                 pipeline.sync_destination()
+            before = cursor_summary(pipeline.state, name)
             pipeline.extract(source, loader_file_format="parquet")
             with self._load_lock:
                 pipeline.normalize()
                 info = pipeline.load()
             rows = {t: n for t, n in pipeline.last_trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
-            message = f"{sum(rows.values())} rows in {len(rows)} tables"
+            result = SourceResult(name, "loaded", f"{sum(rows.values())} rows in {len(rows)} tables", rows)
+            result.cursor_before, result.cursor_after = before, cursor_summary(pipeline.state, name)
+            result.schema_changes = schema_changes(info)
             if info.has_failed_jobs:
-                return SourceResult(name, "failed", "some load jobs failed", rows, stats_for(name), time.monotonic() - started)
-            return SourceResult(name, "loaded", message, rows, stats_for(name), time.monotonic() - started)
+                result.status, result.message = "failed", "some load jobs failed"
+            return result
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
             log.debug("source %s failed:\n%s", name, self.redact(traceback.format_exc()))
-            return SourceResult(name, "failed", self.redact(describe_error(exc)), {}, stats_for(name), time.monotonic() - started)
+            failed = SourceResult(name, "failed", self.redact(describe_error(exc)))
+            # A failed run leaves the cursors where they were.
+            failed.cursor_before = failed.cursor_after = before
+            return failed
 
 
 def describe_error(exc: BaseException) -> str:

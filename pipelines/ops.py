@@ -1,0 +1,205 @@
+"""Run history: one row per source (and one for the transforms) per invocation, in ``ops.runs``.
+
+Written through dlt like every other table, so it lands in whichever destination
+the warehouse is (DuckDB by default) and is queried with the same SQL. The rows
+are written at the end of an invocation, after the transforms, in one small load;
+a process killed mid-run leaves no row (the sources' own ``_dlt_loads`` still show
+what landed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import dlt
+
+OPS_DATASET = "ops"
+RUNS_TABLE = "runs"
+OPS_PIPELINE = "marketing_etl_ops"
+
+# Types pinned so an all-NULL column (no error yet, no window) is still created, and
+# the JSON columns stay JSON rather than child tables.
+RUNS_COLUMNS: dict[str, dict[str, Any]] = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "command": {"data_type": "text"},
+    "source": {"data_type": "text", "nullable": False},
+    "status": {"data_type": "text"},
+    "started_at": {"data_type": "timestamp", "timezone": True},
+    "finished_at": {"data_type": "timestamp", "timezone": True},
+    "seconds": {"data_type": "double"},
+    "rows_total": {"data_type": "bigint"},
+    "rows": {"data_type": "json"},
+    "requests": {"data_type": "bigint"},
+    "retries": {"data_type": "bigint"},
+    "throttled_429": {"data_type": "bigint"},
+    "server_errors_5xx": {"data_type": "bigint"},
+    "connection_errors": {"data_type": "bigint"},
+    "cursor_before": {"data_type": "json"},
+    "cursor_after": {"data_type": "json"},
+    "schema_changes": {"data_type": "json"},
+    "window_start": {"data_type": "date"},
+    "window_end": {"data_type": "date"},
+    "error": {"data_type": "text"},
+}
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    command: str
+    source: str
+    status: str  # success | failed | skipped (sources); built | skipped | failed | tests_failed (transforms)
+    started_at: datetime
+    finished_at: datetime
+    seconds: float = 0.0
+    rows_total: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    throttled_429: int = 0
+    server_errors_5xx: int = 0
+    connection_errors: int = 0
+    cursor_before: dict[str, Any] = field(default_factory=dict)
+    cursor_after: dict[str, Any] = field(default_factory=dict)
+    schema_changes: dict[str, list[str]] = field(default_factory=dict)
+    window_start: Optional[str] = None
+    window_end: Optional[str] = None
+    error: Optional[str] = None
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_json(self) -> dict[str, Any]:
+        row = self.as_row()
+        for key in ("started_at", "finished_at"):
+            row[key] = row[key].isoformat().replace("+00:00", "Z")
+        return row
+
+
+def source_record(run_id: str, command: str, result: Any, window: tuple[str, str] | None = None) -> RunRecord:
+    """One ``ops.runs`` row from a pipelines.runner.SourceResult."""
+    stats = result.requests or {}
+    throttled, server, connection = (int(stats.get(k, 0)) for k in ("throttled", "server_errors", "connection_errors"))
+    return RunRecord(
+        run_id=run_id,
+        command=command,
+        source=result.name,
+        status=result.status,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        seconds=round(result.seconds, 3),
+        rows_total=sum(result.rows.values()),
+        rows=dict(result.rows),
+        requests=int(stats.get("requests", 0)),
+        # Every 429, 5xx and dropped connection is retried by dlt's client until its
+        # retry budget is spent: together they are the retries the run made.
+        retries=throttled + server + connection,
+        throttled_429=throttled,
+        server_errors_5xx=server,
+        connection_errors=connection,
+        cursor_before=result.cursor_before,
+        cursor_after=result.cursor_after,
+        schema_changes=result.schema_changes,
+        window_start=window[0] if window else None,
+        window_end=window[1] if window else None,
+        error=result.message if result.status != "loaded" else None,
+    )
+
+
+def transform_record(run_id: str, command: str, result: Any, started_at: datetime, finished_at: datetime) -> RunRecord:
+    """The transforms' row: status built | tests_failed | skipped | failed."""
+    return RunRecord(
+        run_id=run_id,
+        command=command,
+        source="transforms",
+        status=result.status,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=round((finished_at - started_at).total_seconds(), 3),
+        error=None if result.status == "built" else result.message,
+    )
+
+
+def cursor_summary(state: dict[str, Any], source: str) -> dict[str, Any]:
+    """The cursors of one source's dlt state, flattened to ``{"<resource>.<field>": value}``.
+
+    Incremental cursors give their ``last_value``; hand-written resource state gives
+    its scalars, and a map of scalars (e.g. Marin's last day per media plan) its
+    newest value; a map of records (Loops' lookups) only its size.
+    """
+    source_state = (state.get("sources") or {}).get(source) or {}
+    out: dict[str, Any] = {}
+
+    def add(prefix: str, key: str, value: Any) -> None:
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            if not value:
+                return
+            if all(not isinstance(v, (dict, list)) for v in value.values()):
+                if len(value) <= 3:
+                    for sub, v in value.items():
+                        out[f"{name}.{sub}"] = _plain(v)
+                else:
+                    out[name] = max(str(v) for v in value.values())
+            else:
+                out[f"{name}.count"] = len(value)
+        elif isinstance(value, (list, tuple)):
+            return  # boundary hashes and the like: not a cursor
+        else:
+            out[name] = _plain(value)
+
+    for resource, rstate in (source_state.get("resources") or {}).items():
+        for key, value in (rstate or {}).items():
+            if key == "incremental" and isinstance(value, dict):
+                for cursor, inc in value.items():
+                    if isinstance(inc, dict) and "last_value" in inc:
+                        out[f"{resource}.{cursor}"] = _plain(inc["last_value"])
+            else:
+                add(resource, key, value)
+    for key, value in source_state.items():
+        if key != "resources":
+            add("", key, value)
+    return dict(sorted(out.items()))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def schema_changes(load_info: Any) -> dict[str, list[str]]:
+    """Columns (and tables) a load added to the schema, per table; dlt's own tables left out."""
+    changes: dict[str, list[str]] = {}
+    for package in getattr(load_info, "load_packages", None) or []:
+        for table, spec in (package.schema_update or {}).items():
+            if table.startswith("_dlt"):
+                continue
+            columns = [c for c in (spec.get("columns") or {}) if not c.startswith("_dlt")]
+            if columns:
+                changes.setdefault(table, [])
+                changes[table] += [c for c in columns if c not in changes[table]]
+    return changes
+
+
+def write_runs(warehouse: str | Path, records: Iterable[RunRecord]) -> None:
+    from pipelines.runner import make_destination
+
+    rows = [r.as_row() for r in records]
+    if not rows:
+        return
+    pipeline = dlt.pipeline(pipeline_name=OPS_PIPELINE, destination=make_destination(warehouse), dataset_name=OPS_DATASET)
+    resource = dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", primary_key=("run_id", "source"), columns=RUNS_COLUMNS)
+    pipeline.run(resource, loader_file_format="parquet").raise_on_failed_jobs()
