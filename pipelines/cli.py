@@ -105,7 +105,6 @@ def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records:
     """Rebuild the marts and publish them for BI only when the build and its tests
     passed; records the transforms' row. Returns the transform status."""
     from pipelines.ops import transform_record, utc_now
-    from pipelines.publish import publish
     from pipelines.transform import run_transforms
 
     started = utc_now()
@@ -117,8 +116,19 @@ def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records:
     if result.status in ("failed", "tests_failed"):
         out.error(f"marketing-etl: transforms {result.status}: {result.message}")
     if result.status == "built":
-        out.line(f"{'published':<8} {'serving file':<13} {publish(args.warehouse)}")
+        _publish(out, args.warehouse)
     return result.status
+
+
+def _publish(out: Output, warehouse: str) -> None:
+    from pipelines.publish import publish
+    from pipelines.runner import destination_name, is_local_duckdb
+
+    if is_local_duckdb():
+        out.line(f"{'published':<8} {'serving file':<13} {publish(warehouse)}")
+    else:
+        # A server warehouse (Postgres, MotherDuck, BigQuery, ...) serves readers itself.
+        out.line(f"{'built':<8} {'marts':<13} in the {destination_name()} warehouse (no serving file: BI tools read it directly)")
 
 
 def _finish(args: argparse.Namespace, out: Output, run_id: str, records: list, code: int, **extra: Any) -> int:
@@ -262,17 +272,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     while a run writes; that is reported as busy."""
     from pathlib import Path
 
-    from pipelines.status import check_freshness
+    from pipelines.status import FreshnessConfigError, check_freshness
 
     out = Output(args)
     _setup(args)
-    if not Path(args.warehouse).exists():
+    from pipelines.runner import is_local_duckdb
+
+    if is_local_duckdb() and not Path(args.warehouse).exists():
         out.error(f"marketing-etl status: no warehouse at {args.warehouse}: nothing has been loaded")
         out.document({"warehouse": str(args.warehouse), "stale": True, "sources": []})
         return EXIT_STALE
     names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
     try:
         fresh = check_freshness(args.warehouse, names, args.stale_after)
+    except FreshnessConfigError as exc:
+        out.error(f"marketing-etl status: {exc}")
+        return EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - e.g. DuckDB's lock held by a running writer
         text = str(exc)
         if "lock" in text.lower():

@@ -30,6 +30,8 @@ def run_demo(
     warehouse = Path(warehouse).resolve()
     # The demo keeps its dlt state beside its own warehouse, apart from real runs.
     os.environ.setdefault("DLT_DATA_DIR", str(warehouse.with_suffix(".dlt")))
+    # The demo is a local DuckDB file whatever warehouse.destination says (this process only).
+    os.environ["WAREHOUSE__DESTINATION"] = "duckdb"
     with SandboxThread(seed=seed, scale=scale) as sandbox:
         print(f"sandbox serving on {sandbox.base_url} (seed {seed}, scale {scale}); loading into {warehouse}", flush=True)
         os.environ.update(sandbox.env())

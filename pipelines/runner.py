@@ -78,8 +78,25 @@ class RunResult:
 dlt.config["load.truncate_staging_dataset"] = True
 
 
+def destination_name() -> str:
+    """``[warehouse] destination`` (env WAREHOUSE__DESTINATION): any dlt destination
+    name; ``duckdb`` (the local file given by --warehouse) unless configured."""
+    return str(dlt.config.get("warehouse.destination") or "duckdb")
+
+
+def is_local_duckdb() -> bool:
+    return destination_name() == "duckdb"
+
+
 def make_destination(warehouse: str | Path) -> Any:
-    return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
+    name = destination_name()
+    if name == "duckdb":
+        return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
+    # Any other destination is dlt's own, configured the dlt way: credentials from
+    # [destination.<name>.credentials] in secrets.toml or DESTINATION__<NAME>__CREDENTIALS.
+    from dlt.common.destination import Destination
+
+    return Destination.from_reference(name)
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:

@@ -9,12 +9,14 @@ source from ``ops.runs``. Tables with no time column of their own (catalogues,
 dimensions) are shown with their last load but are not judged.
 
 Thresholds: ``[ops.freshness] stale_after_hours`` (default 48) and per table
-``[ops.freshness.tables] "inboxfirst.campaigns" = 96``; ``--stale-after`` overrides
-the default for one call.
+``[ops.freshness.tables] "retreaver.calls" = 6`` (exactly as given);
+``--stale-after`` overrides the default for one call. A few tables whose vendor is
+slower than hourly (InboxFirst sends) have a built-in floor above the default.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -107,11 +109,25 @@ def thresholds(stale_after_hours: Optional[float] = None) -> tuple[float, dict[s
     default = stale_after_hours
     if default is None:
         default = float(dlt.config.get("ops.freshness.stale_after_hours") or DEFAULT_STALE_AFTER_HOURS)
-    per_table = dict(DEFAULT_TABLE_THRESHOLDS)
+    # Built-in table thresholds are floors (a slower vendor rhythm), never stricter
+    # than the default; thresholds configured per table apply as given.
+    per_table = {table: max(float(default), hours) for table, hours in DEFAULT_TABLE_THRESHOLDS.items()}
     configured = dlt.config.get("ops.freshness.tables")
     if configured:
-        per_table.update({str(k): float(v) for k, v in dict(configured).items()})
+        try:
+            # A toml table arrives as a mapping, an environment variable as JSON text.
+            mapping = json.loads(configured) if isinstance(configured, str) else dict(configured)
+            per_table.update({str(k): float(v) for k, v in mapping.items()})
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise FreshnessConfigError(
+                f"ops.freshness.tables (OPS__FRESHNESS__TABLES) must map \"<source>.<table>\" to hours, "
+                f"e.g. {{\"retreaver.calls\": 6}}: {exc}"
+            ) from None
     return float(default), per_table
+
+
+class FreshnessConfigError(ValueError):
+    pass
 
 
 def _query(client: Any, sql: str) -> list[tuple]:
