@@ -159,7 +159,12 @@ def statements(model: Model, dialect: str) -> list[str]:
     select = sqlglot.transpile(model.sql, read="duckdb", write=dialect)[0] if dialect != "duckdb" else model.sql
     target = model.qualified
     if model.materialization == "view":
-        return [f"DROP VIEW IF EXISTS {target}", f"CREATE VIEW {target} AS\n{select}"]
+        # Postgres binds views to the views they read and refuses to drop one that
+        # others depend on; CASCADE drops those too, and they are rebuilt after it
+        # (models run in dependency order). DuckDB, BigQuery and Snowflake views
+        # are late-binding: no CASCADE (BigQuery does not accept it).
+        cascade = " CASCADE" if dialect == "postgres" else ""
+        return [f"DROP VIEW IF EXISTS {target}{cascade}", f"CREATE VIEW {target} AS\n{select}"]
     # Build aside, then swap: a failed build leaves yesterday's mart in place.
     building = f"{model.layer}.{model.name}__building"
     return [

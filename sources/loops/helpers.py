@@ -84,6 +84,21 @@ def warehouse_emails(warehouse: str | None, columns: Iterable[tuple[str, str, st
     return sorted(found)
 
 
+def destination_emails(sql_client_for: Any, columns: Iterable[tuple[str, str, str]]) -> list[str]:
+    """Like ``warehouse_emails``, on any dlt destination (Postgres, MotherDuck, ...):
+    ``sql_client_for(dataset)`` opens dlt's SQL client on that dataset."""
+    found: set[str] = set()
+    for dataset, table, column in columns:
+        try:
+            with sql_client_for(dataset) as client:
+                query = f"select distinct {client.escape_column_name(column)} from {client.make_qualified_table_name(table)}"
+                with client.execute_query(query) as cursor:
+                    found.update(e for e in (normalize_email(r[0]) for r in cursor.fetchall()) if e)
+        except Exception as exc:  # noqa: BLE001 - a missing table (first run) is not an error
+            log.warning("loops: cannot read %s.%s.%s from the warehouse (%s); using the configured emails only", dataset, table, column, type(exc).__name__)
+    return sorted(found)
+
+
 def due_emails(
     candidates: Iterable[str],
     lookups: Mapping[str, Mapping[str, Any]],

@@ -1,0 +1,106 @@
+"""Switching the warehouse to another dlt destination by configuration only.
+
+Runs every source, the transforms and the status check against a real PostgreSQL
+server started for this module (the machine's own PostgreSQL binaries, a
+throwaway data directory, a free port). Skipped, saying why, where PostgreSQL is
+not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pipelines.runner import SOURCE_NAMES
+from sandbox.control import SandboxControl
+from tests.conftest import TEST_NOW, TEST_SEED
+
+
+def _pg_bin() -> Path | None:
+    for candidate in [shutil.which("pg_ctl"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)]:
+        if candidate and Path(candidate).exists():
+            return Path(candidate).resolve().parent
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    bindir = _pg_bin()
+    if bindir is None or not (bindir / "initdb").exists():
+        pytest.skip("PostgreSQL is not installed here (initdb/pg_ctl not found)")
+    pytest.importorskip("psycopg2", reason="dlt[postgres] is not installed")
+    # initdb refuses to run as root: run the server as the postgres user when we are root.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="marketing-etl-pg-"))
+    if as_user:
+        shutil.chown(data, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([str(bindir / "psql") if (bindir / "psql").exists() else "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "create database marketing"], check=True, capture_output=True)
+        # trust auth ignores the password; dlt's Postgres credentials require one.
+        yield f"postgresql://postgres:unused@127.0.0.1:{port}/marketing"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_every_source_transforms_and_status_run_on_postgres_by_configuration_only(postgres, sandbox, tmp_path):
+    import psycopg2
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env.update(sandbox.env())
+    env.update(
+        {
+            "DLT_DATA_DIR": str(tmp_path / "dlt"),
+            "WAREHOUSE__DESTINATION": "postgres",
+            "DESTINATION__POSTGRES__CREDENTIALS": postgres,
+        }
+    )
+    lock_name = str(tmp_path / "marketing.duckdb")  # names the lock file; no DuckDB file is written
+    first = cli("run", "--json", "--warehouse", lock_name, env=env)
+    assert first.returncode == 0, first.stderr
+    statuses = {r["source"]: r["status"] for r in json.loads(first.stdout)["runs"]}
+    assert statuses == {**{name: "loaded" for name in SOURCE_NAMES}, "transforms": "built"}
+    assert not Path(lock_name).exists() and not list(tmp_path.glob("*.serving.duckdb"))
+
+    # A second build replaces views other views depend on (Postgres binds them).
+    second = cli("run", "--sources", "retreaver", "--warehouse", lock_name, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "built    transforms" in second.stdout
+
+    with psycopg2.connect(postgres) as con, con.cursor() as cur:
+        cur.execute("select count(*) from retreaver.calls")
+        calls = cur.fetchone()[0]
+        cur.execute("select count(*) from (select uuid from retreaver.calls group by uuid having count(*) > 1) d")
+        duplicates = cur.fetchone()[0]
+        cur.execute("select count(distinct run_id), count(*) from ops.runs")
+        runs = cur.fetchone()
+        cur.execute("select sum(calls) from marts.marketing_daily")
+        mart_calls = cur.fetchone()[0]
+        cur.execute("select pg_typeof(spend)::text from marts.spend_daily limit 1")
+        spend_type = cur.fetchone()[0]
+    assert calls == sandbox.truth("retreaver")["retreaver"]["calls"]["count"] and duplicates == 0
+    assert runs == (2, len(SOURCE_NAMES) + 1 + 2)  # every source + transforms, then retreaver + transforms
+    assert mart_calls > 0
+    assert spend_type == "numeric"  # money stays DECIMAL on Postgres too
+
+    status = cli("status", "--stale-after", "1000", "--json", "--warehouse", lock_name, env=env)
+    assert status.returncode == 0, status.stderr
+    assert {s["source"] for s in json.loads(status.stdout)["sources"]} == set(SOURCE_NAMES)
