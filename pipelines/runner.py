@@ -248,6 +248,12 @@ class Runner:
                 kwargs.setdefault("emails", self._loops_emails())
             elif name in RUNS_LAST:
                 kwargs.setdefault("warehouse", str(self.warehouse))
+            if "end_date" not in kwargs and dlt.config.get(f"sources.{name}.end_date") is not None:
+                # dlt would inject it into every run: each would re-read that window
+                # only and never move on. Windows belong to `marketing-etl backfill`.
+                return SourceResult(
+                    name, "failed", f"SOURCES__{name.upper()}__END_DATE is set: unset it (a window is for `marketing-etl backfill`)"
+                )
             try:
                 source = factory(**kwargs)
             except ConfigFieldMissingException as exc:

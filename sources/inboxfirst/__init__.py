@@ -3,6 +3,10 @@
 Stats keep changing for days after a send (contract), so every run re-reads the
 details and link stats of the sends started within ``window_days`` and picks up new
 sends; older sends are final and never asked for again (see docs/sources/inboxfirst.md).
+
+Backfill window (``end_date`` given): the details and link stats of the sends
+started in ``[start_date, end_date)``, merged on their keys; the cursor
+(``helpers.STATE_KEY``) is neither read nor written.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from sources._shared.http import session_for
 from sources._shared.schema import decimal_columns, timestamp_columns
-from sources.inboxfirst.helpers import CampaignWindow, check_envelope, parse_mailing_list_ids, rename_parent_id
+from sources.inboxfirst.helpers import (
+    BackfillWindow,
+    CampaignWindow,
+    check_envelope,
+    parse_mailing_list_ids,
+    rename_parent_id,
+)
 from sources.inboxfirst.settings import (
     API_PREFIX,
     DECIMAL_FIELDS,
@@ -37,8 +47,11 @@ def inboxfirst_source(
     # Any: dlt cannot resolve a Union; "1,2,3" (env) and [1, 2, 3] (toml) both arrive.
     mailing_list_ids: Any = dlt.config.value,
     start_date: Optional[str] = None,
+    # Backfill window mode: ISO date/datetime, exclusive; needs start_date.
+    end_date: Optional[str] = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> Any:
+    backfill = BackfillWindow.from_args(start_date, end_date)
     now = pendulum.now("UTC")
     first_start = pendulum.parse(start_date) if start_date else now - pendulum.duration(days=DEFAULT_START_DAYS_AGO)
     window = CampaignWindow(first_start, int(window_days), now)  # type: ignore[arg-type]
@@ -48,7 +61,8 @@ def inboxfirst_source(
     # the campaign lists come from configuration; each carries this run's started_at__start.
     @dlt.resource(name="mailing_lists", selected=False)
     def mailing_lists() -> Iterator[list[dict[str, Any]]]:
-        since = window.since_param()
+        # Backfill: the window's start, no state read (CampaignWindow reads the cursor).
+        since = backfill.since_param() if backfill else window.since_param()
         # One page (a list): rest_api's child resources iterate their parent's pages.
         yield [{"id": list_id, "started_since": since} for list_id in list_ids]
 
@@ -75,15 +89,22 @@ def inboxfirst_source(
                     "path": "mailing_lists/{resources.mailing_lists.id}/campaigns",
                     # Doc: started_at__start = "the earliest started_at time to include";
                     # giving it lists only sending/finished/cancelled/failed sends.
-                    "params": {"started_at__start": "{resources.mailing_lists.started_since}"},
+                    "params": {
+                        "started_at__start": "{resources.mailing_lists.started_since}",
+                        # Backfill: the documented upper bound, inclusive (doc: "the
+                        # latest started_at time to include"); the exclusive end is
+                        # enforced by BackfillWindow.keep.
+                        **({"started_at__end": backfill.until_param()} if backfill else {}),
+                    },
                     "data_selector": "data",
                     # Contract: the campaign list is not paginated.
                     "paginator": SinglePagePaginator(),
                 },
-                "processing_steps": [
-                    {"filter": window.keep},  # before the details and link stats are asked for
-                    {"map": window.track},
-                ],
+                # Both before the details and link stats are asked for. Backfill: only
+                # the window's filter, no cursor tracking (state untouched).
+                "processing_steps": (
+                    [{"filter": backfill.keep}] if backfill else [{"filter": window.keep}, {"map": window.track}]
+                ),
             },
             {
                 "name": "campaigns",

@@ -149,3 +149,53 @@ def rename_parent_id(row: dict[str, Any]) -> dict[str, Any]:
     """rest_api names the copied parent id ``_campaigns_id``; the table calls it ``campaign_id``."""
     row["campaign_id"] = row.pop("_campaigns_id")
     return row
+
+
+def _utc_param(moment: pendulum.DateTime) -> str:
+    # Doc: started_at__start/__end take "a UNIX integer timestamp or ISO-8601 datetime string".
+    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss[Z]")
+
+
+class BackfillWindow:
+    """The sends started in ``[start, end)`` (backfill window mode), with no state.
+
+    Unlike ``CampaignWindow`` it never touches the source state (not even the
+    ``setdefault`` of ``STATE_KEY``): a backfill must leave the cursor of normal runs
+    exactly as it found it. Dates without a time are UTC midnights.
+
+    Hand-written rather than a dlt ``incremental(end_value=...)`` (which would also
+    leave state alone): the list's lower bound travels in the parent rows
+    (``started_since``, shared with the normal mode) and the documented upper bound
+    is inclusive, so the exclusive end needs this client-side check anyway.
+    """
+
+    def __init__(self, start: pendulum.DateTime, end: pendulum.DateTime) -> None:
+        self.start = start
+        self.end = end
+
+    @classmethod
+    def from_args(cls, start_date: Optional[str], end_date: Optional[str]) -> Optional["BackfillWindow"]:
+        if end_date is None:
+            return None
+        if not start_date:
+            raise ValueError("inboxfirst: end_date (backfill window) needs start_date; got start_date=None")
+        start, end = _moment(start_date), _moment(end_date)
+        if start is None or end is None:
+            raise ValueError(f"inboxfirst: empty start_date/end_date ({start_date!r}, {end_date!r})")
+        if end <= start:
+            raise ValueError(f"inboxfirst: end_date {end_date} must be after start_date {start_date} (end is exclusive)")
+        return cls(start, end)
+
+    def since_param(self) -> str:
+        return _utc_param(self.start)
+
+    def until_param(self) -> str:
+        # Doc: started_at__end is "the latest started_at time to include" (inclusive):
+        # a send started exactly at ``end`` is listed and dropped by ``keep``.
+        return _utc_param(self.end)
+
+    def keep(self, row: dict[str, Any]) -> bool:
+        """Started in [start, end). A listed send without started_at cannot be placed
+        in the window: left to the normal runs (which read it)."""
+        started = _moment((row.get("dispatch") or {}).get("started_at"))
+        return started is not None and self.start <= started < self.end

@@ -5,11 +5,16 @@ Dimensions carry no created/updated timestamps (contract), so they are re-read
 whole every run and merged on id. Statistics are read per media plan with
 ``aggregate=day`` over a window that starts RESTATEMENT_DAYS before the last loaded
 day (contract: the last 3 days may be restated) and merged on (object id, date).
-See docs/sources/marin_social.md.
+
+Backfill window (``end_date`` given): the statistics of the account-local days
+``[start_date, end_date)`` of every media plan, merged on the same keys; no state is
+read or written and the dimensions are not loaded (media plans are still read, as
+the unselected parent of the statistics). See docs/sources/marin_social.md.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Callable, Iterator, Optional
 
 import dlt
@@ -20,8 +25,16 @@ from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from sources._shared.http import auth_failure_hook, session_for
+from sources._shared.window import backfill_window
 from sources._shared.schema import decimal_columns, timestamp_columns
-from sources.marin_social.helpers import conversion_names, rename, restated_from, shape_stats_row, stats_window
+from sources.marin_social.helpers import (
+    conversion_names,
+    rename,
+    restated_from,
+    shape_stats_row,
+    stats_window,
+    window_bounds,
+)
 from sources.marin_social.settings import (
     AD_MONEY_FIELDS,
     ADSET_MONEY_FIELDS,
@@ -55,11 +68,14 @@ def marin_social_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     start_date: Optional[str] = None,
+    # Backfill window mode: ISO date, exclusive; needs start_date. See sources/_shared/window.py.
+    end_date: Optional[str] = None,
     restatement_days: int = RESTATEMENT_DAYS,
     # A toml list, a JSON list or a comma-separated string (see helpers.conversion_names).
     conversion_metrics: Optional[str] = None,
 ) -> Any:
     base_url = base_url.rstrip("/") + "/"
+    window = backfill_window("marin_social", start_date, end_date)
     first_day = str(start_date)[:10] if start_date else pendulum.today("UTC").subtract(days=DEFAULT_BACKFILL_DAYS).to_date_string()
     # Doc "Authentication": the agency token goes in the `key` GET parameter of every
     # request. dlt's query-string auth keeps it out of our code paths; the shared
@@ -128,9 +144,17 @@ def marin_social_source(
     accounts = _account_lookup(client)
     names = conversion_names(conversion_metrics or CONVERSION_METRICS)
     stats = [
-        _stats_resource(table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names)
+        _stats_resource(table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window)
         for table, (level, id_column) in STATS_LEVELS.items()
     ]
+    if window is not None:
+        # Backfill window: dimensions have no notion of time (contract: no
+        # timestamps; every normal run re-reads them whole), so they are not loaded.
+        # media_plans is still returned, deselected: dlt evaluates an unselected
+        # parent for its selected transformers (the statistics) without loading it.
+        # Its children (campaigns, ad sets, ads) are left out, so never requested.
+        resources["media_plans"].selected = False
+        return [resources["media_plans"], *stats]
     return [*resources.values(), *stats]
 
 
@@ -158,6 +182,7 @@ def _stats_resource(
     first_day: str,
     restatement_days: int,
     conversions: frozenset[str],
+    window: Optional[tuple[date, date]] = None,
 ) -> Any:
     @dlt.transformer(
         data_from=media_plans,
@@ -175,6 +200,20 @@ def _stats_resource(
         },
     )
     def stats(plans: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        if window is not None:
+            # Backfill window: the same statistics request over the account-local
+            # days [start, end) of every plan (hand-written for the reason above:
+            # the bounds are midnights of each plan's account timezone, which no
+            # rest_api param template can compute); the resource state
+            # (last_date_by_media_plan) is neither read nor written (not even
+            # setdefault), so the next normal run's windows are unchanged.
+            for plan in plans:
+                account = accounts()[str(plan["account_id"])]
+                start, end = window_bounds(window, account["timezone"])
+                params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": PAGE_SIZE}
+                for page in client.paginate(f"clients/{plan['id']}/statistics", params=params, hooks=DENIED_HOOKS):
+                    yield [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
+            return
         # Media plan id -> its last loaded day (YYYY-MM-DD, account-local). Saved with
         # the load package at the end of a successful extract, like dlt incremental state.
         last_days: dict[str, str] = dlt.current.resource_state().setdefault("last_date_by_media_plan", {})

@@ -84,3 +84,13 @@ def shape_stats_row(
     row["currency"] = account.get("currency")
     row["timezone"] = account.get("timezone")
     return row
+
+
+def window_bounds(window: tuple[date, date], timezone: str) -> tuple[int, int]:
+    """Account-local days ``[start, end)`` as the API's (start_date, end_date) seconds.
+
+    Contract: start_date/end_date are UNIX seconds and ``end_date`` is exclusive, so
+    the local midnight OF the (exclusive) end day is sent as is: days start..end-1,
+    never the end day itself (no "+1 day" here, unlike ``stats_window`` whose end is
+    the inclusive local today)."""
+    return local_midnight(window[0], timezone), local_midnight(window[1], timezone)

@@ -4,6 +4,10 @@ targets, numbers) and the daily / campaign-by-day reports.
 Calls change after they are made (conversion, revenue and payout are set up to ~3
 days later) and their ``updated_at`` moves forward when they do, so calls are read
 newest-``updated_at``-first down to the previous run's cursor, and merged on uuid.
+
+Backfill window (``end_date`` given): calls CREATED in ``[start_date, end_date)``
+(UTC days) and the report days of that window are re-read and merged on their keys;
+no state or cursor is read or written and the catalogue is not loaded.
 See docs/sources/retreaver.md.
 """
 
@@ -20,12 +24,14 @@ from dlt.sources.rest_api import EndpointResource, RESTAPIConfig, rest_api_resou
 from dlt.sources.rest_api.config_setup import create_response_hooks
 
 from sources._shared.http import auth_failure_hook, session_for
+from sources._shared.window import backfill_window
 from sources._shared.schema import decimal_columns, timestamp_columns
 from sources.retreaver.helpers import (
     CountTotalPaginator,
     QueryKeyAuth,
     days_with_calls,
     report_windows,
+    rfc3339_midnight,
     shape_call,
     shape_report_row,
 )
@@ -56,11 +62,14 @@ def retreaver_source(
     base_url: str = DEFAULT_BASE_URL,
     calls_base_url: str = DEFAULT_CALLS_BASE_URL,
     start_date: Optional[str] = None,
+    # Backfill window mode: ISO date, exclusive; needs start_date. See sources/_shared/window.py.
+    end_date: Optional[str] = None,
     calls_lag_seconds: float = DEFAULT_CALLS_LAG_SECONDS,
     report_lookback_days: int = DEFAULT_REPORT_LOOKBACK_DAYS,
     calls_page_size: int = PAGE_SIZE,
 ) -> Any:
     today = pendulum.now("UTC").date()  # report days are UTC days (sandbox reading; doc silent)
+    window = backfill_window("retreaver", start_date, end_date)
     first_day = date.fromisoformat(str(start_date)[:10]) if start_date else today - timedelta(days=DEFAULT_START_DAYS_AGO)
     session = session_for("retreaver", secrets=[api_key])
     # Documented auth: api_key (and company_id) in the query string; an auth object
@@ -93,71 +102,99 @@ def retreaver_source(
             },
         }
 
-    config: RESTAPIConfig = {
-        "client": {
-            "base_url": base_url.rstrip("/") + "/",
-            "auth": auth,
-            "session": session,
-        },
-        "resources": [
-            {
-                "name": "calls",
-                "primary_key": "uuid",
-                "write_disposition": "merge",
-                "columns": {
-                    **decimal_columns(CALL_MONEY_FIELDS),
-                    **timestamp_columns(CALL_TIMESTAMP_FIELDS),
-                    # A row read twice in one run (pages shift, below) keeps its newest version.
-                    "updated_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
-                    "tags": {"data_type": "json"},  # every tag, queryable with json functions
-                    **{f"tag_{key}": {"data_type": "text"} for key in FLATTENED_TAGS},
-                },
-                "endpoint": {
-                    # Contract: prefer v2 (revenue, payout, cost, converted, campaign,
-                    # tags), served from its own host (doc: canary.retreaver.com).
-                    "path": calls_base_url.rstrip("/") + "/api/v2/calls.json",
-                    # Doc: sort_by=updated_at is ALWAYS newest first, whatever order says.
-                    "params": {**company, "sort_by": "updated_at", "order": "desc", "per_page": calls_page_size},
-                    "data_selector": "$[*].call",
-                    "paginator": HeaderLinkPaginator(),
-                    # No updated_at filter exists: the cursor only stops the walk. Rows
-                    # come newest first (row_order="desc"), so the first row older than
-                    # start_value (= last run's newest updated_at - lag; START_DATE on
-                    # the first run) closes the generator: no further pages are asked.
-                    #
-                    # Pages shift while we read (they are computed per request): a call
-                    # updated mid-walk jumps to page 1 and the calls ahead of it shift
-                    # down one place. Consequences:
-                    #  * a shifted call is seen again at the top of the next page:
-                    #    merge on uuid (and incremental's boundary dedup) keep one;
-                    #  * nothing that did NOT move is skipped (shifts only push rows
-                    #    down, never past the pages still to read);
-                    #  * the call that moved is missed by THIS walk (page 1 is behind
-                    #    us), but its new updated_at is later than page 1 of this run
-                    #    was when we read it, i.e. later than the cursor this run
-                    #    stores (max updated_at seen), so the next run's first page
-                    #    returns it. That holds with lag 0; the lag (default 1 h) is a
-                    #    margin for vendor clock skew / late commits that stamp an
-                    #    updated_at slightly older than rows already visible.
-                    # Assumption (doc examples): v2 timestamps all have the same shape
-                    # (ms + "Z"), so the string cursor compares chronologically.
-                    "incremental": {
-                        "cursor_path": "updated_at",
-                        "initial_value": first_day.isoformat() + "T00:00:00.000Z",
-                        "row_order": "desc",
-                        "lag": calls_lag_seconds,
-                    },
-                    "response_actions": [on_auth_failure],
-                },
-                "processing_steps": [{"map": shape_call}],
-            },
-            catalogue("campaigns", "campaign", CATALOGUE_TIMESTAMP_FIELDS),
-            catalogue("affiliates", "affiliate", CATALOGUE_TIMESTAMP_FIELDS),
-            catalogue("targets", "target", TARGET_TIMESTAMP_FIELDS),
-            catalogue("numbers", "number", CATALOGUE_TIMESTAMP_FIELDS),
-        ],
+    calls_columns = {
+        **decimal_columns(CALL_MONEY_FIELDS),
+        **timestamp_columns(CALL_TIMESTAMP_FIELDS),
+        # A row read twice in one run (pages shift, below) keeps its newest version.
+        "updated_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
+        "tags": {"data_type": "json"},  # every tag, queryable with json functions
+        **{f"tag_{key}": {"data_type": "text"} for key in FLATTENED_TAGS},
     }
-    calls, campaigns, affiliates, targets, numbers = rest_api_resources(config)
+    # Contract: prefer v2 (revenue, payout, cost, converted, campaign, tags), served
+    # from its own host (doc: canary.retreaver.com).
+    calls_path = calls_base_url.rstrip("/") + "/api/v2/calls.json"
+
+    incremental_calls: EndpointResource = {
+        "name": "calls",
+        "primary_key": "uuid",
+        "write_disposition": "merge",
+        "columns": calls_columns,
+        "endpoint": {
+            "path": calls_path,
+            # Doc: sort_by=updated_at is ALWAYS newest first, whatever order says.
+            "params": {**company, "sort_by": "updated_at", "order": "desc", "per_page": calls_page_size},
+            "data_selector": "$[*].call",
+            "paginator": HeaderLinkPaginator(),
+            # No updated_at filter exists: the cursor only stops the walk. Rows
+            # come newest first (row_order="desc"), so the first row older than
+            # start_value (= last run's newest updated_at - lag; START_DATE on
+            # the first run) closes the generator: no further pages are asked.
+            #
+            # Pages shift while we read (they are computed per request): a call
+            # updated mid-walk jumps to page 1 and the calls ahead of it shift
+            # down one place. Consequences:
+            #  * a shifted call is seen again at the top of the next page:
+            #    merge on uuid (and incremental's boundary dedup) keep one;
+            #  * nothing that did NOT move is skipped (shifts only push rows
+            #    down, never past the pages still to read);
+            #  * the call that moved is missed by THIS walk (page 1 is behind
+            #    us), but its new updated_at is later than page 1 of this run
+            #    was when we read it, i.e. later than the cursor this run
+            #    stores (max updated_at seen), so the next run's first page
+            #    returns it. That holds with lag 0; the lag (default 1 h) is a
+            #    margin for vendor clock skew / late commits that stamp an
+            #    updated_at slightly older than rows already visible.
+            # Assumption (doc examples): v2 timestamps all have the same shape
+            # (ms + "Z"), so the string cursor compares chronologically.
+            "incremental": {
+                "cursor_path": "updated_at",
+                "initial_value": first_day.isoformat() + "T00:00:00.000Z",
+                "row_order": "desc",
+                "lag": calls_lag_seconds,
+            },
+            "response_actions": [on_auth_failure],
+        },
+        "processing_steps": [{"map": shape_call}],
+    }
+
+    client = {"base_url": base_url.rstrip("/") + "/", "auth": auth, "session": session}
+    if window is None:
+        config: RESTAPIConfig = {
+            "client": client,
+            "resources": [
+                incremental_calls,
+                catalogue("campaigns", "campaign", CATALOGUE_TIMESTAMP_FIELDS),
+                catalogue("affiliates", "affiliate", CATALOGUE_TIMESTAMP_FIELDS),
+                catalogue("targets", "target", TARGET_TIMESTAMP_FIELDS),
+                catalogue("numbers", "number", CATALOGUE_TIMESTAMP_FIELDS),
+            ],
+        }
+        calls, *catalogue_resources = rest_api_resources(config)
+    else:
+        # Backfill window: the calls CREATED in [start, end), with the documented
+        # filters (doc "V2 - Enumerate through Calls in a specific date/time range":
+        # created_at_start/created_at_end, RFC 3339). Inclusive start, exclusive end
+        # is our reading of the doc's back-to-back day windows (2016-01-01T00:00 ..
+        # 2016-01-02T00:00), the same as the emulator's. No `incremental`: dlt
+        # neither reads nor writes the calls cursor. sort_by=created_at&order=asc
+        # (doc: both accepted) keeps the pages stable: a call converting during the
+        # walk keeps its created_at (and place), a new call is created after the
+        # window. Merged on uuid like a normal run; a later normal run still
+        # re-reads calls updated since its own cursor.
+        endpoint = {key: value for key, value in incremental_calls["endpoint"].items() if key != "incremental"}  # type: ignore[union-attr]
+        endpoint["params"] = {
+            **company,
+            "created_at_start": rfc3339_midnight(window[0]),
+            "created_at_end": rfc3339_midnight(window[1]),
+            "sort_by": "created_at",
+            "order": "asc",
+            "per_page": calls_page_size,
+        }
+        window_calls: EndpointResource = {**incremental_calls, "endpoint": endpoint}  # type: ignore[typeddict-item]
+        # The catalogue has no notion of time (no filter, re-read whole by every
+        # normal run): not loaded in window mode.
+        (calls,) = rest_api_resources({"client": client, "resources": [window_calls]})
+        catalogue_resources = []
 
     # Reports are hand-written: rest_api cannot step a window back N days from a
     # stored day, nor cut a range into the < 2 year windows the doc demands.
@@ -189,7 +226,15 @@ def retreaver_source(
     @dlt.resource(name="report_daily", primary_key="day", write_disposition="merge", columns={**report_columns, "day": {"data_type": "date"}})
     def report_daily() -> Iterator[list[dict[str, Any]]]:
         """facet=daily over [last loaded day - lookback, tomorrow): past days restate
-        as late conversions land, so the lookback must exceed the ~3-day conversion delay."""
+        as late conversions land, so the lookback must exceed the ~3-day conversion delay.
+        Backfill window: facet=daily over [start_date, end_date), state untouched."""
+        if window is not None:
+            # Hand-written like the normal path; the resource state (last_day) is
+            # neither read nor written, so the next normal run's window is unchanged.
+            for window_start, window_end in report_windows(window[0], window[1], REPORT_MAX_DAYS):
+                for rows in report_pages("daily", window_start, window_end):
+                    yield [shape_report_row(r, day=date.fromisoformat(str(r["id"]))) for r in rows]
+            return
         state = dlt.current.resource_state()
         last_day = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
         start = last_day - timedelta(days=report_lookback_days) if last_day else first_day
@@ -218,4 +263,4 @@ def retreaver_source(
             for rows in report_pages("campaign", day, day + timedelta(days=1)):
                 yield [shape_report_row(r, day=day, campaign_id=r["id"]) for r in rows]
 
-    return calls, campaigns, affiliates, targets, numbers, report_daily, report_campaign_daily
+    return calls, *catalogue_resources, report_daily, report_campaign_daily

@@ -78,3 +78,10 @@ def report_windows(start: date, end: date, max_days: int) -> Iterator[tuple[date
 
 def days_with_calls(rows: Iterable[dict[str, Any]]) -> list[date]:
     return [r["day"] for r in rows if (r.get("total_calls") or 0) > 0]
+
+
+def rfc3339_midnight(day: date) -> str:
+    """UTC midnight of ``day`` in the format the doc gives for the calls filters
+    (doc "V2 - Get recent Calls": created_at_start ``YYYY-MM-DDTHH:MM:SS+HH:MM``,
+    "formatted according to rfc3339"). Sent URL-encoded (``+`` as ``%2B``)."""
+    return f"{day.isoformat()}T00:00:00+00:00"

@@ -97,6 +97,22 @@ def test_status_of_a_source_never_loaded_or_a_missing_warehouse_is_stale(full, t
     assert never.returncode == 5 and "loops stale: never loaded" in never.stderr
 
 
+def test_a_failing_data_test_exits_4_and_leaves_the_serving_file_alone(full):
+    warehouse, env, _ = full
+    serving = serving_path(warehouse)
+    published = serving.stat().st_ino
+    # No FX rate converts anything to XYZ: reconciliation_ties_out must catch it.
+    failed = cli("transform", "--json", "--warehouse", str(warehouse), env={**env, "TRANSFORMS__REPORTING_CURRENCY": "XYZ"})
+    assert failed.returncode == 4, failed.stderr
+    assert "reconciliation_ties_out" in failed.stderr
+    (row,) = json.loads(failed.stdout)["runs"]
+    assert row["source"] == "transforms" and row["status"] == "tests_failed" and "reconciliation_ties_out" in row["error"]
+    assert serving.stat().st_ino == published  # dashboards keep the last good build
+    rebuilt = cli("transform", "--warehouse", str(warehouse), env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert serving.stat().st_ino != published
+
+
 def test_a_reader_holding_the_serving_file_open_does_not_block_the_next_full_run(full, sandbox):
     warehouse, env, _ = full
     serving = serving_path(warehouse)

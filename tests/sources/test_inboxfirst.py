@@ -5,6 +5,7 @@ with sends inside the window re-read each run."""
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import math
 from datetime import datetime, timedelta, timezone
@@ -313,3 +314,122 @@ def test_cursor_catches_new_sends_when_the_window_is_past_them(sandbox, warehous
     assert detail_ids(sandbox.requests("inboxfirst", since=seq)) == new_ids
     assert len(ids) == expected_campaigns(sandbox)["count"]
     assert_no_duplicate_keys(warehouse)
+
+
+# ------------------------------------------------------------ backfill window
+def inboxfirst_state(warehouse):
+    """The source state the runner's pipeline keeps (the CampaignWindow cursor under
+    helpers.STATE_KEY) and the state rows stored in the warehouse."""
+    state = make_pipeline("inboxfirst", warehouse.path).state
+    stored = (
+        warehouse.query("select count(*), max(version) from inboxfirst._dlt_pipeline_state")[0]
+        if "_dlt_pipeline_state" in warehouse.tables("inboxfirst")
+        else None
+    )
+    return copy.deepcopy(dict(state.get("sources", {}).get("inboxfirst", {}))), stored
+
+
+def loaded_rows(warehouse):
+    """campaigns and link_stats by primary key: start of the send, figures, load id."""
+    counters = ", ".join(f"stat_summary__{f}" for f in STAT_COUNTERS)
+    return {
+        "campaigns": {
+            r[0]: r[1:]
+            for r in warehouse.query(f"select id, dispatch__started_at, {counters}, _dlt_load_id from inboxfirst.campaigns")
+        },
+        "link_stats": {
+            (r[0], r[1]): r[2:]
+            for r in warehouse.query(
+                "select l.campaign_id, l.link_id, c.dispatch__started_at, l.url, l.clicks_total, l.clicks_unique, "
+                "l.clicks_unique_by_link, l._dlt_load_id from inboxfirst.link_stats l join inboxfirst.campaigns c on c.id = l.campaign_id"
+            )
+        },
+    }
+
+
+def test_backfill_window_loads_older_sends_without_touching_the_cursor(sandbox, warehouse):
+    now = datetime.fromisoformat(sandbox.clock()["now"])
+    start = (now - timedelta(days=100)).date()  # before any send of the sandbox
+    end = (now - timedelta(days=14)).date()
+    start_at = datetime.combine(start, datetime.min.time(), timezone.utc)
+    end_at = datetime.combine(end, datetime.min.time(), timezone.utc)
+    # A normal run from `end` (UTC midnight): the sends started since then, and a cursor.
+    (normal,) = warehouse.run("inboxfirst", inboxfirst={"start_date": end.isoformat()}).sources
+    assert normal.status == "loaded", normal.message
+    state_before = inboxfirst_state(warehouse)
+    assert state_before[0]["campaign_window"]["last_started_at"]
+    before = loaded_rows(warehouse)
+    assert 0 < len(before["campaigns"]) < expected_campaigns(sandbox)["count"]
+
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    window = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+    (source,) = warehouse.run("inboxfirst", inboxfirst=window).sources
+    assert source.status == "loaded", source.message
+
+    # The normal run's sends plus the window's are every send: equal to the truth.
+    assert_equals_truth(sandbox, warehouse)
+    after = loaded_rows(warehouse)
+    window_ids = {i for i, v in after["campaigns"].items() if start_at <= v[0] < end_at}
+    assert window_ids and window_ids.isdisjoint(before["campaigns"])
+    assert source.rows["campaigns"] == len(window_ids)
+    assert {"campaigns", "link_stats"} <= set(source.rows) and not {"mailing_lists", "campaign_list"} & set(source.rows)
+    # The normal run's rows (sends started since `end`: outside the window) untouched.
+    for table in after:
+        assert {k: after[table][k] for k in before[table]} == before[table], table
+
+    # Requests: each list once with the window's bounds, then details and link
+    # stats of exactly the window's sends (end exclusive: none started at/after `end`).
+    log = sandbox.requests("inboxfirst", since=seq)
+    lists = [r["query"] for r in log if r["path"].endswith("/campaigns")]
+    assert len(lists) == 3
+    assert {(q["started_at__start"], q["started_at__end"]) for q in lists} == {(f"{start}T00:00:00Z", f"{end}T00:00:00Z")}
+    assert detail_ids(log) == window_ids
+    link_ids = {int(r["path"].split("/")[-2]) for r in log if r["path"].endswith("/link_stats")}
+    assert link_ids == window_ids
+    links = dict(
+        warehouse.query(
+            "select c.id, count(l.link_id) from inboxfirst.campaigns c left join inboxfirst.link_stats l on l.campaign_id = c.id "
+            "where c.dispatch__started_at >= ? and c.dispatch__started_at < ? group by c.id",
+            [start_at, end_at],
+        )
+    )
+    assert set(links) == window_ids
+    assert len(log) == 3 + len(links) + sum(max(1, math.ceil(n / LINK_STATS_PAGE_SIZE)) for n in links.values())
+
+    # The cursor is exactly as the normal run left it.
+    assert inboxfirst_state(warehouse) == state_before
+
+    # The same backfill again: same rows, same figures, no duplicates, cursor untouched.
+    assert warehouse.run("inboxfirst", inboxfirst=window).sources[0].status == "loaded"
+    again = loaded_rows(warehouse)
+    assert {t: {k: v[:-1] for k, v in rows.items()} for t, rows in again.items()} == {
+        t: {k: v[:-1] for k, v in rows.items()} for t, rows in after.items()
+    }
+    assert_equals_truth(sandbox, warehouse)
+    assert inboxfirst_state(warehouse) == state_before
+
+
+def test_backfill_on_a_fresh_pipeline_writes_no_cursor(sandbox, warehouse):
+    """Backfill before any normal run: the window's sends load, and no cursor appears
+    (not even an empty campaign_window), so the first normal run still starts at START_DATE."""
+    now = datetime.fromisoformat(sandbox.clock()["now"])
+    start, end = (now - timedelta(days=30)).date(), (now - timedelta(days=20)).date()
+    (source,) = warehouse.run("inboxfirst", inboxfirst={"start_date": start.isoformat(), "end_date": end.isoformat()}).sources
+    assert source.status == "loaded", source.message
+    first, last = warehouse.query("select min(dispatch__started_at), max(dispatch__started_at) from inboxfirst.campaigns")[0]
+    assert datetime.combine(start, datetime.min.time(), timezone.utc) <= first <= last < datetime.combine(end, datetime.min.time(), timezone.utc)
+    # (dlt itself stores a first pipeline-state row on a fresh pipeline: without source state.)
+    assert inboxfirst_state(warehouse)[0] == {}
+
+
+def test_backfill_end_date_without_start_date_is_refused(sandbox, warehouse):
+    from sources.inboxfirst import inboxfirst_source
+
+    with pytest.raises(ValueError, match="inboxfirst: end_date .*needs start_date"):
+        inboxfirst_source(end_date="2026-01-08")
+    with pytest.raises(ValueError, match="inboxfirst: end_date .* must be after start_date"):
+        inboxfirst_source(start_date="2026-01-08", end_date="2026-01-01")
+    (source,) = warehouse.run("inboxfirst", inboxfirst={"end_date": "2026-01-08"}).sources
+    assert source.status == "failed"
+    assert "inboxfirst" in source.message and "end_date" in source.message and "start_date" in source.message
+    assert sandbox.requests("inboxfirst") == []

@@ -9,6 +9,7 @@ emulator is started (module-scoped ``sandbox_server`` override).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import defaultdict
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import requests
 
@@ -324,6 +326,136 @@ def test_recovers_from_429_and_5xx_and_never_leaks_the_key(loaded, env, sb, capl
             assert key.encode() not in path.read_bytes(), path
     # It was sent as the documented `key` query parameter (the sandbox log masks it).
     assert all(r["query"].get("key") == "***" for r in sb.requests(API)[-5:])
+
+
+def marin_state(wh: Warehouse) -> tuple[dict[str, Any], tuple]:
+    """The source state the runner's pipeline keeps (last_date_by_media_plan per
+    statistics resource), and the state rows stored in the warehouse."""
+    from pipelines.runner import make_pipeline
+
+    state = make_pipeline(API, wh.path).state
+    stored = (
+        wh.query(f"select count(*), max(version) from {API}._dlt_pipeline_state")[0]
+        if "_dlt_pipeline_state" in wh.tables(API)
+        else None
+    )
+    return copy.deepcopy(dict(state.get("sources", {}).get(API, {}))), stored
+
+
+def stats_rows(wh: Warehouse) -> dict[str, dict[tuple[str, date], tuple[Any, ...]]]:
+    """Both statistics tables by (object id, date): figures, then the load id."""
+    return {
+        table: {
+            (r[0], r[1]): r[2:]
+            for r in wh.query(
+                f"select {id_column}, date, impression, click, spent, conversions, conversions_value, timezone, _dlt_load_id "
+                f"from {API}.{table}"
+            )
+        }
+        for table, id_column in STATS.items()
+    }
+
+
+def test_backfill_window_reloads_stats_days_without_dimensions_or_state(loaded, sb, faults_cleared):
+    """Window mode on the full-load warehouse: the window's statistics rows, deleted
+    first, come back exactly as the normal run loaded them; nothing else moves."""
+    wh = loaded["warehouse"]
+    newest = wh.scalar(f"select max(date) from {API}.campaign_stats_daily")
+    start, end = newest - timedelta(days=20), newest - timedelta(days=17)  # days older than any restatement
+    state_before = marin_state(wh)
+    assert state_before[0]["resources"]["campaign_stats_daily"]["last_date_by_media_plan"]
+    dims_before = row_counts(wh)
+    before = stats_rows(wh)
+    in_window = {t: {k: v for k, v in rows.items() if start <= k[1] < end} for t, rows in before.items()}
+    assert all(in_window.values()) and all(len(in_window[t]) < len(before[t]) for t in STATS)
+    with duckdb.connect(str(wh.path)) as con:  # the window's days go missing
+        for table in STATS:
+            con.execute(f"delete from {API}.{table} where date >= ? and date < ?", [start, end])
+    timezones = dict(wh.query(f"select p.id, a.timezone from {API}.media_plans p join {API}.accounts a on a.id = p.account_id"))
+
+    seq = sb.requests(API)[-1]["seq"]
+    window = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+    result = wh.run(API, marin_social=window).sources[0]
+    assert result.status == "loaded", result.message
+    # Only the statistics are loaded (the dimension tables get no rows) ...
+    assert result.rows == {t: len(in_window[t]) for t in STATS}
+    after = stats_rows(wh)
+    for table in STATS:
+        # ... the window's rows are back exactly as the normal run had them, and the
+        # end day (exclusive) and every other day were not rewritten (same load id).
+        assert {k: v[:-1] for k, v in after[table].items() if start <= k[1] < end} == {
+            k: v[:-1] for k, v in in_window[table].items()
+        }, table
+        assert {k: v for k, v in after[table].items() if not start <= k[1] < end} == {
+            k: v for k, v in before[table].items() if not start <= k[1] < end
+        }, table
+    assert row_counts(wh) == dims_before
+    assert_equals_truth(wh, sb)  # no duplicates, equal to the sandbox's truth
+
+    # Requests: the parent /clients, the accounts lookup (timezones), then one window
+    # per media plan and level as account-local midnights [start, end); no dimension walk.
+    reqs = sb.requests(API, since=seq)
+    others = sorted(r["path"] for r in reqs if not r["path"].endswith("/statistics"))
+    assert others == ["/accounts", "/clients"]
+    windows = stats_windows(reqs)
+    assert set(windows) == {(p, lvl) for p in timezones for lvl in ("campaign", "ad")}
+    for (plan, _level), queries in windows.items():
+        tz = timezones[plan]
+        assert {(q["aggregate"], q["start_date"], q["end_date"]) for q in queries} == {
+            ("day", str(local_midnight(start, tz)), str(local_midnight(end, tz)))
+        }
+    # State exactly as the normal runs left it.
+    assert marin_state(wh) == state_before
+
+    # The same backfill again: same rows, same figures, state still untouched.
+    assert wh.run(API, marin_social=window).sources[0].status == "loaded"
+    again = stats_rows(wh)
+    assert {t: {k: v[:-1] for k, v in rows.items()} for t, rows in again.items()} == {
+        t: {k: v[:-1] for k, v in rows.items()} for t, rows in after.items()
+    }
+    assert marin_state(wh) == state_before
+    for table, id_column in STATS.items():
+        assert wh.scalar(f"select count(*) - count(distinct ({id_column}, date)) from {API}.{table}") == 0, table
+        assert len(again[table]) == len(before[table]), table
+
+
+def test_backfill_on_a_fresh_pipeline_writes_no_state(env, sb, tmp_path, monkeypatch, faults_cleared):
+    """Backfill before any normal run: rows load, but no state appears (not even an
+    empty last_date_by_media_plan), so the first normal run still starts at START_DATE."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    wh = Warehouse(tmp_path / "w.duckdb")
+    newest = date.fromisoformat(sb.clock()["now"][:10])
+    start, end = newest - timedelta(days=12), newest - timedelta(days=11)
+    result = wh.run(API, marin_social={"start_date": start.isoformat(), "end_date": end.isoformat()}).sources[0]
+    assert result.status == "loaded", result.message
+    assert set(result.rows) == set(STATS) and all(result.rows.values())
+    assert wh.query(f"select distinct date from {API}.campaign_stats_daily") == [(start,)]
+    state, _stored = marin_state(wh)
+    # (dlt itself stores a first pipeline-state row on a fresh pipeline: without source state.)
+    assert state == {}, state
+
+
+def test_backfill_end_date_without_start_date_is_refused(env, sb, tmp_path, monkeypatch):
+    from sources.marin_social import marin_social_source
+    from sources.marin_social.helpers import window_bounds
+
+    # End exclusive: the local midnight OF the end day (Berlin DST day 2026-03-29 starts at 23:00Z the day before).
+    assert window_bounds((date(2026, 3, 29), date(2026, 3, 30)), "Europe/Berlin") == (
+        1774738800,
+        local_midnight(date(2026, 3, 30), "Europe/Berlin"),
+    )
+    assert local_midnight(date(2026, 3, 30), "Europe/Berlin") - 1774738800 == 23 * 3600
+
+    with pytest.raises(ValueError, match="marin_social: end_date .*needs start_date"):
+        marin_social_source(end_date="2026-01-08")
+    with pytest.raises(ValueError, match="marin_social: end_date .* must be after start_date"):
+        marin_social_source(start_date="2026-01-09", end_date="2026-01-08")
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    seq = sb.requests(API)[-1]["seq"] if sb.requests(API) else 0
+    result = Warehouse(tmp_path / "w.duckdb").run(API, marin_social={"end_date": "2026-01-08"}).sources[0]
+    assert result.status == "failed"
+    assert "marin_social" in result.message and "end_date" in result.message and "start_date" in result.message
+    assert sb.requests(API, since=seq) == []
 
 
 # ------------------------------------------------------------- helper units

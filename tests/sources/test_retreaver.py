@@ -3,6 +3,7 @@ updated_at, newest first), catalogue re-read, reports restated over a lookback."
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -219,3 +220,145 @@ def test_start_date_bounds_the_first_backfill(sandbox, warehouse):
     loaded_calls = warehouse.scalar("select count(*) from retreaver.calls")
     assert recent <= loaded_calls < t["calls"]["count"]
     assert warehouse.scalar("select min(updated_at) from retreaver.calls").date().isoformat() >= start
+
+
+# ------------------------------------------------------------ backfill window
+CATALOGUE_PATHS = ("/campaigns.json", "/affiliates.json", "/targets.json", "/numbers.json")
+
+
+def source_state(warehouse: Any) -> tuple[dict[str, Any], tuple]:
+    """The retreaver source state as the runner's pipeline keeps it locally (calls'
+    incremental cursor, report_daily's last_day), and the state rows in the warehouse."""
+    from pipelines.runner import make_pipeline
+
+    state = make_pipeline("retreaver", warehouse.path).state
+    stored = warehouse.query("select count(*), max(version) from retreaver._dlt_pipeline_state")[0]
+    return copy.deepcopy(dict(state["sources"]["retreaver"])), stored
+
+
+def table_rows(warehouse: Any) -> dict[str, dict[Any, tuple]]:
+    """Every row of the windowed tables by primary key: its UTC day first, then
+    figures, then the load id."""
+    return {
+        "calls": {
+            r[0]: r[1:]
+            for r in warehouse.query(
+                "select uuid, strftime(timezone('UTC', created_at), '%Y-%m-%d'), updated_at, converted, revenue, payout, "
+                "total_cost, _dlt_load_id from retreaver.calls"
+            )
+        },
+        "report_daily": {
+            r[0]: (r[0].isoformat(), *r[1:])
+            for r in warehouse.query("select day, total_calls, converted_count, revenue, cost, _dlt_load_id from retreaver.report_daily")
+        },
+        "report_campaign_daily": {
+            (r[0], r[1]): (r[0].isoformat(), *r[2:])
+            for r in warehouse.query(
+                "select day, campaign_id, total_calls, converted_count, revenue, _dlt_load_id from retreaver.report_campaign_daily"
+            )
+        },
+    }
+
+
+def without_load_id(rows: dict[str, dict[Any, tuple]]) -> dict[str, dict[Any, tuple]]:
+    return {t: {k: v[:-1] for k, v in by_key.items()} for t, by_key in rows.items()}
+
+
+def window_figures(warehouse: Any, start: str, end: str) -> dict[str, tuple]:
+    """Per UTC day of [start, end): calls (count, converted, revenue, payout, cost) and
+    report_daily (total_calls, converted_count, revenue, payout, cost)."""
+    calls = warehouse.query(
+        "select strftime(timezone('UTC', created_at), '%Y-%m-%d') as d, count(*), count(*) filter (where converted), "
+        "coalesce(sum(revenue), 0), coalesce(sum(payout), 0), sum(total_cost) from retreaver.calls "
+        "where d >= ? and d < ? group by d",
+        [start, end],
+    )
+    reports = warehouse.query(
+        "select strftime(day, '%Y-%m-%d') as d, total_calls, converted_count, revenue, payout, cost "
+        "from retreaver.report_daily where d >= ? and d < ?",
+        [start, end],
+    )
+    return {"calls": {r[0]: r[1:] for r in calls}, "report_daily": {r[0]: r[1:] for r in reports}}
+
+
+def test_backfill_window_loads_created_calls_and_report_days_without_touching_state(sandbox, warehouse):
+    t = truth(sandbox)
+    days = sorted(t["calls_by_day"])
+    # A normal run from days[-5] (calls UPDATED since then: every call created since,
+    # some older converted ones), then a backfill of the three days before it.
+    start, end = days[-8], days[-5]
+    window_days = days[-8:-5]
+    loaded(warehouse.run("retreaver", retreaver={"start_date": end}))
+    state_before = source_state(warehouse)
+    assert state_before[0]["resources"]["calls"]["incremental"]  # a cursor exists...
+    assert state_before[0]["resources"]["report_daily"]["last_day"] == days[-1]  # ...and a last day
+    rows_before = table_rows(warehouse)
+    assert min(rows_before["report_daily"]).isoformat() == end  # the window's report days are not loaded yet
+    assert not window_figures(warehouse, start, end)["report_daily"]
+
+    seq = sandbox.requests("retreaver")[-1]["seq"]
+    window = {"start_date": start, "end_date": end}
+    source = loaded(warehouse.run("retreaver", retreaver=window))
+
+    # Every day of the window equals the sandbox's truth, calls and report alike.
+    expected = {
+        d: (v["count"], v["converted"], Decimal(v["revenue"]), Decimal(v["payout"]), Decimal(v["cost"]))
+        for d, v in t["calls_by_day"].items()
+        if d in window_days
+    }
+    assert window_figures(warehouse, start, end) == {"calls": expected, "report_daily": expected}
+    # End exclusive: exactly the calls created in the window's UTC days, one report row per day.
+    assert source.rows["calls"] == sum(v[0] for v in expected.values())
+    assert source.rows["report_daily"] == 3
+    assert set(source.rows) == {"calls", "report_daily", "report_campaign_daily"}  # no catalogue table
+    after = table_rows(warehouse)
+    for table in after:
+        assert len(after[table]) == len({*after[table]}), table
+        # Rows outside the window (the normal run's) were not rewritten: same load id.
+        for key, value in rows_before[table].items():
+            if not start <= value[0] < end:
+                assert after[table][key] == value, (table, key)
+    assert warehouse.scalar("select count(*) - count(distinct uuid) from retreaver.calls") == 0
+    assert warehouse.scalar("select count(*) - count(distinct (day, campaign_id)) from retreaver.report_campaign_daily") == 0
+
+    # The requests used the window's parameters; no catalogue endpoint was called.
+    log = sandbox.requests("retreaver", since=seq)
+    assert not [r for r in log if r["path"] in CATALOGUE_PATHS]
+    calls_requests = [r for r in log if r["path"] == "/api/v2/calls.json"]
+    assert len(calls_requests) == -(-source.rows["calls"] // 100)
+    for r in calls_requests:
+        q = r["query"]
+        assert (q["created_at_start"], q["created_at_end"]) == (f"{start}T00:00:00+00:00", f"{end}T00:00:00+00:00")
+        assert (q["sort_by"], q["order"], q["per_page"]) == ("created_at", "asc", "100")
+    reports = [r["query"] for r in log if r["path"] == "/api/v1/reports.json"]
+    assert [(q["created_at_start"], q["created_at_end"]) for q in reports if q["facet"] == "daily"] == [(start, end)]
+    assert sorted(q["created_at_start"] for q in reports if q["facet"] == "campaign") == window_days
+    assert len(log) == len(calls_requests) + len(reports)
+
+    # The cursor and last_day are exactly as the normal run left them.
+    assert source_state(warehouse) == state_before
+
+    # The same backfill again changes nothing but load ids: same rows, same figures.
+    loaded(warehouse.run("retreaver", retreaver=window))
+    assert without_load_id(table_rows(warehouse)) == without_load_id(after)
+    assert source_state(warehouse) == state_before
+
+    # And the next normal run carries on from its own cursor: a no-op.
+    seq = sandbox.requests("retreaver")[-1]["seq"]
+    loaded(warehouse.run("retreaver"))
+    assert len(sandbox.requests("retreaver", since=seq)) == NOOP_REQUESTS
+    assert without_load_id(table_rows(warehouse))["calls"] == without_load_id(after)["calls"]
+
+
+def test_backfill_end_date_without_start_date_is_refused(sandbox, warehouse):
+    from sources.retreaver import retreaver_source
+
+    with pytest.raises(ValueError, match="retreaver: end_date .*needs start_date"):
+        retreaver_source(end_date="2026-01-08")
+    with pytest.raises(ValueError, match="retreaver: end_date .* must be after start_date"):
+        retreaver_source(start_date="2026-01-08", end_date="2026-01-08")
+    # Through the runner (as the backfill command calls it): the source fails, nothing asked.
+    (source,) = warehouse.run("retreaver", retreaver={"end_date": "2026-01-08"}).sources
+    assert source.status == "failed"
+    assert "retreaver" in source.message and "end_date" in source.message and "start_date" in source.message
+    assert sandbox.requests("retreaver") == []
