@@ -269,8 +269,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    """Not locked: reading while nothing writes. DuckDB refuses a second process
-    while a run writes; that is reported as busy."""
+    """Reads under a shared lock: refused at once while a run writes, and a run
+    starting meanwhile waits for it (DuckDB lets no writer in while a reader has the file)."""
     from pathlib import Path
 
     from pipelines.status import FreshnessConfigError, check_freshness
@@ -284,8 +284,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
         out.document({"warehouse": str(args.warehouse), "stale": True, "sources": []})
         return EXIT_STALE
     names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    from contextlib import nullcontext
+
+    from pipelines.lock import WarehouseBusy, warehouse_read_lock
+
     try:
-        fresh = check_freshness(args.warehouse, names, args.stale_after)
+        # A shared lock: a run starting now waits the second this takes (pipelines/lock.py).
+        with warehouse_read_lock(args.warehouse) if is_local_duckdb() else nullcontext():
+            fresh = check_freshness(args.warehouse, names, args.stale_after)
+    except WarehouseBusy as exc:
+        out.error(f"marketing-etl status: {exc}")
+        return EXIT_NOTHING_RAN
     except FreshnessConfigError as exc:
         out.error(f"marketing-etl status: {exc}")
         return EXIT_CONFIG
