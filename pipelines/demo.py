@@ -79,6 +79,7 @@ def summary(warehouse: str | Path, result: RunResult, transformed: TransformResu
         "query it:",
         f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True).sql('select * from marts.marketing_daily order by date_day desc limit 10'))\"",
         f"  duckdb -readonly {warehouse} \"select platform, sum(spend) from marts.spend_daily group by 1\"   # with the duckdb CLI",
+        f"run history: select * from ops.runs;   freshness: .venv/bin/marketing-etl status --warehouse {warehouse}",
     ]
     return "\n".join(lines)
 
