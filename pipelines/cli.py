@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any
 
+from pipelines import DEFAULT_WAREHOUSE
 from sandbox.server import Sandbox, SandboxHTTPServer, format_env, parse_now
 
 # Exit codes a scheduler can act on.
@@ -57,8 +58,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_WAREHOUSE = "marketing.duckdb"
-WAREHOUSE_HELP = "DuckDB file (default: ./marketing.duckdb)"
+WAREHOUSE_HELP = f"DuckDB file (default: ./{DEFAULT_WAREHOUSE})"
 
 
 class Output:
@@ -79,6 +79,10 @@ class Output:
     def document(self, doc: dict) -> None:
         if self.json:
             print(json.dumps(doc, indent=2, default=str), flush=True)
+
+
+def _source_names(args: argparse.Namespace) -> list[str] | None:
+    return [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
 
 
 def _verbosity(args: argparse.Namespace) -> str:
@@ -178,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     out = Output(args)
     progress = _setup(args)
-    names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    names = _source_names(args)
     try:
         runner = Runner(args.warehouse, names, progress=progress)
     except ValueError as exc:
@@ -271,23 +275,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     """Reads under a shared lock: refused at once while a run writes, and a run
     starting meanwhile waits for it (DuckDB lets no writer in while a reader has the file)."""
+    from contextlib import nullcontext
     from pathlib import Path
 
+    from pipelines.lock import WarehouseBusy, warehouse_read_lock
+    from pipelines.runner import is_local_duckdb
     from pipelines.status import FreshnessConfigError, check_freshness
 
     out = Output(args)
     _setup(args)
-    from pipelines.runner import is_local_duckdb
 
     if is_local_duckdb() and not Path(args.warehouse).exists():
         out.error(f"marketing-etl status: no warehouse at {args.warehouse}: nothing has been loaded")
         out.document({"warehouse": str(args.warehouse), "stale": True, "sources": []})
         return EXIT_STALE
-    names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
-    from contextlib import nullcontext
-
-    from pipelines.lock import WarehouseBusy, warehouse_read_lock
-
+    names = _source_names(args)
     try:
         # A shared lock: a run starting now waits the second this takes (pipelines/lock.py).
         with warehouse_read_lock(args.warehouse) if is_local_duckdb() else nullcontext():
@@ -298,7 +300,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except FreshnessConfigError as exc:
         out.error(f"marketing-etl status: {exc}")
         return EXIT_CONFIG
-    except Exception as exc:  # noqa: BLE001 - e.g. DuckDB's lock held by a running writer
+    except Exception as exc:  # noqa: BLE001 - DuckDB's own lock, held by a process outside our locks (a BI tool on the warehouse)
         text = str(exc)
         if "lock" in text.lower():
             out.error(f"marketing-etl status: {args.warehouse} is being written by a run; try again when it ends")

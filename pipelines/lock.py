@@ -33,6 +33,15 @@ def _lock_path(warehouse: str | Path, suffix: str) -> Path:
     return Path(str(Path(warehouse).resolve()) + suffix)
 
 
+def _try_lock(handle: IO[str], kind: int) -> bool:
+    """flock without waiting: True if taken, False if another holder has it."""
+    try:
+        fcntl.flock(handle, kind | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def _release(handle: IO[str] | None) -> None:
     if handle is not None:
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -51,13 +60,11 @@ class warehouse_lock:
 
     def __enter__(self) -> "warehouse_lock":
         handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(handle, fcntl.LOCK_EX):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise WarehouseBusy(f"{self.path.with_suffix('')} is being written by {holder}; not starting a second run") from None
+            raise WarehouseBusy(f"{self.path.with_suffix('')} is being written by {holder}; not starting a second run")
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -74,18 +81,15 @@ class warehouse_lock:
     def _wait_for_readers(self) -> IO[str]:
         readers = self.readers_path.open("a+")
         deadline = time.monotonic() + self.readers_wait_seconds
-        while True:
-            try:
-                fcntl.flock(readers, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return readers
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    readers.close()
-                    raise WarehouseBusy(
-                        f"{self.path.with_suffix('')} has been held open by `marketing-etl status` for "
-                        f"{self.readers_wait_seconds:g} s; not starting"
-                    ) from None
-                time.sleep(0.1)
+        while not _try_lock(readers, fcntl.LOCK_EX):
+            if time.monotonic() >= deadline:
+                readers.close()
+                raise WarehouseBusy(
+                    f"{self.path.with_suffix('')} has been held open by `marketing-etl status` for "
+                    f"{self.readers_wait_seconds:g} s; not starting"
+                )
+            time.sleep(0.1)
+        return readers
 
     def __exit__(self, *exc: Any) -> None:
         _release(self._readers)
@@ -102,11 +106,9 @@ class warehouse_read_lock:
 
     def __enter__(self) -> "warehouse_read_lock":
         handle = self.readers_path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(handle, fcntl.LOCK_SH):
             handle.close()
-            raise WarehouseBusy(f"{self.readers_path.name.removesuffix('.readers.lock')} is being written by a run; try again when it ends") from None
+            raise WarehouseBusy(f"{self.readers_path.name.removesuffix('.readers.lock')} is being written by a run; try again when it ends")
         self._handle = handle
         return self
 

@@ -19,7 +19,6 @@ import dlt
 
 OPS_DATASET = "ops"
 RUNS_TABLE = "runs"
-OPS_PIPELINE = "marketing_etl_ops"
 
 # Types pinned so an all-NULL column (no error yet, no window) is still created, and
 # the JSON columns stay JSON rather than child tables.
@@ -195,11 +194,11 @@ def schema_changes(load_info: Any) -> dict[str, list[str]]:
 
 
 def write_runs(warehouse: str | Path, records: Iterable[RunRecord]) -> None:
-    from pipelines.runner import loader_file_format, make_destination
+    from pipelines.runner import loader_file_format, make_pipeline
 
     rows = [r.as_row() for r in records]
     if not rows:
         return
-    pipeline = dlt.pipeline(pipeline_name=OPS_PIPELINE, destination=make_destination(warehouse), dataset_name=OPS_DATASET)
+    pipeline = make_pipeline(OPS_DATASET, warehouse)
     resource = dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", primary_key=("run_id", "source"), columns=RUNS_COLUMNS)
     pipeline.run(resource, loader_file_format=loader_file_format()).raise_on_failed_jobs()

@@ -24,6 +24,7 @@ import dlt.common.libs.pyarrow  # noqa: F401 - see below
 import pyarrow  # noqa: F401
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
+from pipelines import DEFAULT_WAREHOUSE
 from pipelines.ops import cursor_summary, schema_changes, utc_now
 from sources._shared.http import Redactor, stats_for, reset_clients
 
@@ -35,7 +36,6 @@ SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops"
 # Loops is looked up by email, and some emails are only known once the other
 # sources' rows are in the warehouse (calls' tags): it runs after them.
 RUNS_LAST = {"loops"}
-DEFAULT_WAREHOUSE = "marketing.duckdb"
 PIPELINE_PREFIX = "marketing_etl_"
 
 log = logging.getLogger("marketing_etl")
