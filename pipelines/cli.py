@@ -23,10 +23,14 @@ EXIT_STALE = 5  # status: some source or table is stale (or never loaded)
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    sandbox = Sandbox(seed=args.seed, scale=args.scale, now=parse_now(args.now))
+    sandbox = Sandbox(seed=args.seed, scale=args.scale, now=parse_now(args.now), doc_shapes=args.doc_shapes)
     httpd = SandboxHTTPServer(sandbox, args.host, args.port, verbose=args.verbose)
     world = sandbox.world
-    print(f"marketing-etl sandbox serving on {httpd.base_url} (seed={world.seed}, scale={world.scale}, now={world.now.isoformat()})")
+    mode = ", doc shapes" if world.doc_shapes else ""
+    print(
+        f"marketing-etl sandbox serving on {httpd.base_url} "
+        f"(seed={world.seed}, scale={world.scale}, now={world.now.isoformat()}{mode})"
+    )
     for prefix in sandbox.routes:
         print(f"  {httpd.base_url}/{prefix}")
     print(f"  control: {httpd.base_url}/_sandbox/health")
@@ -102,6 +106,13 @@ def _source_line(out: Output, source: Any, window: tuple[str, str] | None = None
     stats = source.requests or {}
     extra = f"  ({stats.get('requests', 0)} requests, {stats.get('throttled', 0)} x 429, {source.seconds:.1f}s)" if source.status != "skipped" else ""
     out.line(f"{source.status:<8} {source.name:<13}{where} {source.message}{extra}")
+    skipped = stats.get("skipped_entities", 0)
+    if skipped:
+        first = stats.get("skipped", [{}])[0]
+        out.error(
+            f"marketing-etl: {source.name}{where}: {skipped} entities skipped after error answers, "
+            f"e.g. {first.get('endpoint')} {first.get('status')} {first.get('detail', '')} (all in ops.runs.skipped)".rstrip()
+        )
     if source.status == "failed":
         out.error(f"marketing-etl: {source.name}{where} failed: {source.message}")
 
@@ -264,7 +275,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Output(args)
     progress = _setup(args)
     run_id = new_run_id()
-    result, transformed, (t_started, t_finished) = run_demo(args.warehouse, seed=args.seed, scale=args.scale, progress=progress)
+    result, transformed, (t_started, t_finished) = run_demo(
+        args.warehouse, seed=args.seed, scale=args.scale, progress=progress, doc_shapes=args.doc_shapes
+    )
     records = [source_record(run_id, "demo", s) for s in result.sources]
     records.append(transform_record(run_id, "demo", transformed, t_started, t_finished))
     code = _finish(args, out, run_id, records, EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL)
@@ -329,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--seed", type=int, default=42)
     sb.add_argument("--scale", type=float, default=1.0, help="grow the world (100 gives ~1M calls)")
     sb.add_argument("--now", default=None, help="the sandbox clock (ISO 8601, UTC); default: the current hour")
+    sb.add_argument(
+        "--doc-shapes",
+        action="store_true",
+        help="answer exactly in the shapes of the vendor docs' examples (see docs/sandbox.md)",
+    )
     sb.add_argument("--check", action="store_true", help="serve, call every API once, print what came back, exit")
     sb.add_argument("--verbose", action="store_true", help="log every HTTP request")
     sb.set_defaults(func=_cmd_sandbox)
@@ -364,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--warehouse", default="demo.duckdb", help="DuckDB file (default: ./demo.duckdb)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--scale", type=float, default=1.0)
+    demo.add_argument("--doc-shapes", action="store_true", help="the sandbox answers in the vendor docs' exact shapes")
     demo.set_defaults(func=_cmd_demo)
 
     tf = sub.add_parser("transform", parents=[common], help="rebuild staging views and marts, then run the data tests")

@@ -24,7 +24,11 @@ DEFAULT_DEMO_WAREHOUSE = "demo.duckdb"
 
 
 def run_demo(
-    warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE, seed: int = 42, scale: float = 1.0, progress: Optional[Callable[[str], Any]] = None
+    warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE,
+    seed: int = 42,
+    scale: float = 1.0,
+    progress: Optional[Callable[[str], Any]] = None,
+    doc_shapes: bool = False,
 ) -> tuple[RunResult, TransformResult, tuple[datetime, datetime]]:
     """Returns the sources' results, the transforms' result and when the transforms ran."""
     warehouse = Path(warehouse).resolve()
@@ -32,8 +36,9 @@ def run_demo(
     os.environ.setdefault("DLT_DATA_DIR", str(warehouse.with_suffix(".dlt")))
     # The demo is a local DuckDB file whatever warehouse.destination says (this process only).
     os.environ["WAREHOUSE__DESTINATION"] = "duckdb"
-    with SandboxThread(seed=seed, scale=scale) as sandbox:
-        print(f"sandbox serving on {sandbox.base_url} (seed {seed}, scale {scale}); loading into {warehouse}", flush=True)
+    with SandboxThread(seed=seed, scale=scale, doc_shapes=doc_shapes) as sandbox:
+        mode = ", doc shapes" if doc_shapes else ""
+        print(f"sandbox serving on {sandbox.base_url} (seed {seed}, scale {scale}{mode}); loading into {warehouse}", flush=True)
         os.environ.update(sandbox.env())
         result = Runner(warehouse, list(SOURCE_NAMES), progress=progress).run()
         started = utc_now()

@@ -37,6 +37,8 @@ RUNS_COLUMNS: dict[str, dict[str, Any]] = {
     "throttled_429": {"data_type": "bigint"},
     "server_errors_5xx": {"data_type": "bigint"},
     "connection_errors": {"data_type": "bigint"},
+    "skipped_entities": {"data_type": "bigint"},
+    "skipped": {"data_type": "json"},
     "cursor_before": {"data_type": "json"},
     "cursor_after": {"data_type": "json"},
     "schema_changes": {"data_type": "json"},
@@ -70,6 +72,10 @@ class RunRecord:
     throttled_429: int = 0
     server_errors_5xx: int = 0
     connection_errors: int = 0
+    # Per-entity answers (one email, one campaign) that stayed errors after retries:
+    # skipped so that one bad entity cannot fail its source forever, and counted here.
+    skipped_entities: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     cursor_before: dict[str, Any] = field(default_factory=dict)
     cursor_after: dict[str, Any] = field(default_factory=dict)
     schema_changes: dict[str, list[str]] = field(default_factory=dict)
@@ -108,6 +114,8 @@ def source_record(run_id: str, command: str, result: Any, window: tuple[str, str
         throttled_429=throttled,
         server_errors_5xx=server,
         connection_errors=connection,
+        skipped_entities=int(stats.get("skipped_entities", 0)),
+        skipped=list(stats.get("skipped", [])),
         cursor_before=result.cursor_before,
         cursor_after=result.cursor_after,
         schema_changes=result.schema_changes,

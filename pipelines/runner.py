@@ -210,8 +210,9 @@ class Runner:
         result.started_at, result.finished_at = started_at, utc_now()
         result.seconds = time.monotonic() - started
         result.requests = stats_for(name)
+        skipped = result.requests.get("skipped_entities", 0)
         log.log(
-            logging.WARNING if result.status == "failed" else logging.INFO,
+            logging.WARNING if result.status == "failed" or skipped else logging.INFO,
             "source %s",
             result.status,
             extra={
@@ -221,6 +222,7 @@ class Runner:
                 "rows": sum(result.rows.values()),
                 "requests": result.requests.get("requests", 0),
                 "throttled": result.requests.get("throttled", 0),
+                **({"skipped_entities": skipped} if skipped else {}),
                 "seconds": round(result.seconds, 1),
                 **({"error": result.message} if result.status != "loaded" else {}),
             },

@@ -189,14 +189,16 @@ def utc_now() -> datetime:
 
 # ----------------------------------------------------------------------------- faults
 
-FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "truncate")
+FAULT_KINDS = ("400", "404", "429", "500", "502", "503", "drop", "slow", "truncate")
+STATUS_FAULTS = ("400", "404", "429", "500", "502", "503")
 
 
 @dataclass
 class FaultRule:
     """Make a share of matching requests misbehave.
 
-    kind: ``429`` (with ``Retry-After``), ``500``/``502``/``503``, ``drop`` (close the
+    kind: ``429`` (with ``Retry-After``), ``500``/``502``/``503``, ``400``/``404`` (a
+    client error, e.g. for one entity with ``path_contains``), ``drop`` (close the
     connection without answering), ``slow`` (answer after ``delay`` seconds) or
     ``truncate`` (send the headers and half the body, then close).
     ``rate`` is the share of matching requests hit (drawn from a seeded RNG, so runs

@@ -8,7 +8,7 @@ Control routes:   ``/_sandbox/...``  (never subject to faults, never logged)
     GET    /_sandbox/health
     GET    /_sandbox/clock                      {"now", "start"}
     GET    /_sandbox/env                        environment variables for the sources
-    POST   /_sandbox/reset      {seed?, scale?, now?}
+    POST   /_sandbox/reset      {seed?, scale?, now?, doc_shapes?}
     POST   /_sandbox/advance    {days}          move the clock forward
     GET    /_sandbox/faults                     current fault rules
     POST   /_sandbox/faults     {kind, api?, rate?, count?, retry_after?, delay?, path_contains?}
@@ -39,6 +39,7 @@ from sandbox.core import (
     FaultRule,
     HTTPError,
     Request,
+    STATUS_FAULTS,
     RequestLog,
     Response,
     parse_query,
@@ -74,7 +75,15 @@ def parse_now(value: str | None) -> datetime | None:
 class Sandbox:
     """The world, its emulators, faults and request log: everything but HTTP."""
 
-    def __init__(self, seed: int = 42, scale: float = 1.0, now: datetime | None = None, apis: list[str] | None = None):
+    def __init__(
+        self,
+        seed: int = 42,
+        scale: float = 1.0,
+        now: datetime | None = None,
+        apis: list[str] | None = None,
+        doc_shapes: bool = False,
+    ):
+        self.doc_shapes = doc_shapes
         self.apis = apis or list(EMULATORS)
         self.faults = FaultInjector(seed)
         self.log = RequestLog()
@@ -83,8 +92,12 @@ class Sandbox:
         self.routes: dict[str, tuple[Emulator, Any]] = {}
         self.reset(seed, scale, now)
 
-    def reset(self, seed: int | None = None, scale: float | None = None, now: datetime | None = None) -> None:
+    def reset(
+        self, seed: int | None = None, scale: float | None = None, now: datetime | None = None, doc_shapes: bool | None = None
+    ) -> None:
         with self._lock:
+            if doc_shapes is not None:
+                self.doc_shapes = bool(doc_shapes)
             old = getattr(self, "world", None)
             seed = seed if seed is not None else (old.seed if old else 42)
             scale = scale if scale is not None else (old.scale if old else 1.0)
@@ -92,7 +105,8 @@ class Sandbox:
                 now = getattr(self, "initial_now", None)
             for emulator in self.emulators.values():
                 emulator.close()
-            self.world = World(seed=seed, scale=scale, now=now) if now else World(seed=seed, scale=scale)
+            world = {"seed": seed, "scale": scale, "doc_shapes": self.doc_shapes}
+            self.world = World(now=now, **world) if now else World(**world)
             self.initial_now = self.world.now
             self.emulators = {api: _load(EMULATORS[api])(self.world) for api in self.apis}
             self.routes = {}
@@ -192,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = sandbox.faults.pick(emulator.name, rest)
         if fault is not None:
             entry["fault"] = fault.kind
-        if fault is not None and fault.kind in ("429", "500", "502", "503"):
+        if fault is not None and fault.kind in STATUS_FAULTS:
             extra = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" and fault.retry_after is not None else {}
             response = Response(int(fault.kind), {"error": "injected fault"}, extra)
             entry["status"] = response.status
@@ -262,14 +276,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         route = (request.method, request.path.rstrip("/") or "/")
         payload = request.json() or {}
         if route == ("GET", "/health"):
-            return Response(200, {"status": "ok", "apis": list(sandbox.emulators)})
+            return Response(200, {"status": "ok", "apis": list(sandbox.emulators), "doc_shapes": sandbox.world.doc_shapes})
         if route == ("GET", "/clock"):
             return Response(200, {"now": sandbox.world.now.isoformat(), "start": sandbox.world.start.isoformat()})
         if route == ("GET", "/env"):
             return Response(200, sandbox.env(self.base_url))
         if route == ("POST", "/reset"):
-            sandbox.reset(payload.get("seed"), payload.get("scale"), parse_now(payload.get("now")))
-            return Response(200, {"now": sandbox.world.now.isoformat(), "seed": sandbox.world.seed, "scale": sandbox.world.scale})
+            sandbox.reset(payload.get("seed"), payload.get("scale"), parse_now(payload.get("now")), payload.get("doc_shapes"))
+            world = sandbox.world
+            return Response(200, {"now": world.now.isoformat(), "seed": world.seed, "scale": world.scale, "doc_shapes": world.doc_shapes})
         if route == ("POST", "/advance"):
             sandbox.advance(float(payload.get("days", request.arg("days", "1"))))
             return Response(200, {"now": sandbox.world.now.isoformat()})

@@ -60,6 +60,12 @@ class World:
     seed: int = 42
     scale: float = 1.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0))
+    # Answer exactly like the vendor docs' examples where they show a shape (no
+    # Link header on v2 call pages, Marin next links without the query's filters,
+    # the InboxFirst list without ``success``, optional fields null, catalogue rows
+    # with only the documented keys, a lower per_page cap on ListenLoop). The data
+    # (and the truth) are the same in both modes; only the answers' shape differs.
+    doc_shapes: bool = False
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:

@@ -23,9 +23,23 @@ def sandbox_server():
         yield server
 
 
+SANDBOX_MODES = ("default", "doc_shapes")
+# Run a test against both sandbox modes: our reading of the docs, and answers shaped
+# exactly like the vendor docs' examples (see docs/sandbox.md, "Doc shapes").
+both_sandbox_modes = pytest.mark.parametrize("sandbox_mode", SANDBOX_MODES)
+
+
 @pytest.fixture
-def sandbox(sandbox_server) -> SandboxControl:
+def sandbox_mode() -> str:
+    """``default``; a test parametrized on ``sandbox_mode`` overrides it."""
+    return "default"
+
+
+@pytest.fixture
+def sandbox(sandbox_server, sandbox_mode) -> SandboxControl:
     """A freshly reset sandbox (same seed, scale and clock), no faults, empty log."""
+    if sandbox_mode not in SANDBOX_MODES:
+        raise ValueError(f"sandbox_mode must be one of {SANDBOX_MODES}")
     control = SandboxControl(sandbox_server.base_url)
-    control.reset(seed=TEST_SEED, scale=1.0, now=TEST_NOW.isoformat())
+    control.reset(seed=TEST_SEED, scale=1.0, now=TEST_NOW.isoformat(), doc_shapes=sandbox_mode == "doc_shapes")
     return control

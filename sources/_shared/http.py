@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.requests import Client
-from requests import PreparedRequest, Response, Session
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+from requests import HTTPError, PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 
 
@@ -48,6 +49,9 @@ class RateLimiter:
         return wait
 
 
+SKIPS_KEPT = 20  # skipped entities listed one by one in ops.runs (all are counted)
+
+
 @dataclass
 class RequestStats:
     """What one API's client did during a run (reported in run summaries)."""
@@ -57,6 +61,9 @@ class RequestStats:
     server_errors: int = 0  # 5xx answers
     connection_errors: int = 0
     waited_seconds: float = 0.0
+    # Per-entity answers that stayed errors after retries (see entity_error_hook).
+    skipped_entities: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +73,8 @@ class RequestStats:
             "server_errors": self.server_errors,
             "connection_errors": self.connection_errors,
             "waited_seconds": round(self.waited_seconds, 3),
+            "skipped_entities": self.skipped_entities,
+            "skipped": list(self.skipped),
         }
 
 
@@ -156,28 +165,112 @@ def reset_clients() -> None:
         _CLIENTS.clear()
 
 
-# ------------------------------------------------------------- credential failures
+# ------------------------------------------------------------------ loud failures
 class SourceAuthError(RuntimeError):
     """401/403: the credentials were refused. Not retried (contract): the source fails at once."""
 
 
-def auth_failure_hook(source: str, detail_field: str) -> Callable[..., Response]:
-    """A response hook (for ``response_actions`` or ``hooks={"response": [...]}``)
-    that turns 401/403 into one clear line: source, endpoint, status, the vendor's
-    error text (``detail_field`` of its JSON body) and the setting to check; never
-    the URL's query, which may carry the key."""
+class SourceHTTPError(RuntimeError):
+    """A non-2xx answer that retries did not (or cannot) cure: the resource fails.
+
+    Not a ``requests`` exception, so dlt's client does not retry it; the message
+    names source, endpoint (path only: the query may hold a key) and status."""
+
+
+def _endpoint(response: Response) -> str:
+    method = response.request.method if response.request is not None else "GET"
+    return f"{method} {urlsplit(response.url or '').path}"
+
+
+def _detail(response: Response, detail_field: str) -> str:
+    """The vendor's own error text (``detail_field`` of a JSON body), else the reason phrase."""
+    try:
+        body = response.json()
+        detail = body.get(detail_field) if isinstance(body, dict) else None
+    except Exception:  # noqa: BLE001 - an HTML or empty error page: the reason phrase will do
+        detail = None
+    return " ".join(str(detail or response.reason or "").split())[:200]
+
+
+def _retryable(response: Response) -> bool:
+    return response.status_code == 429 or response.status_code >= 500
+
+
+def error_hook(source: str, detail_field: str, credentials: str = "API_KEY") -> Callable[..., Response]:
+    """The response hook every request of ``source`` goes through: 2xx passes, and
+    every other answer becomes an exception naming source, endpoint and status.
+
+    - 401/403: ``SourceAuthError`` at once (contract: not retried), with the
+      setting to check.
+    - 429 and 5xx: a ``requests.HTTPError`` carrying the response, which dlt's
+      client retries (honouring Retry-After) and re-raises once its bounded
+      retries are spent: after retries a 429/5xx fails the resource.
+    - any other non-2xx (400, 404, a 3xx that was not followed): ``SourceHTTPError``.
+
+    Use it in ``response_actions`` (rest_api) or ``hooks={"response": [...]}``
+    (RESTClient.paginate): a hook given there replaces dlt's raise-for-status, so a
+    hook that lets errors through would turn them into empty pages.
+    """
 
     def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
-        if response.status_code in (401, 403):
-            try:
-                detail = response.json().get(detail_field) or response.reason
-            except Exception:  # noqa: BLE001 - a non-JSON error page: the reason phrase will do
-                detail = response.reason
-            path = urlsplit(response.url or "").path
-            raise SourceAuthError(
-                f"{source}: GET {path} answered {response.status_code} {detail}: "
-                f"check SOURCES__{source.upper()}__API_KEY; not retried"
-            )
-        return response
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        where = f"{source}: {_endpoint(response)} answered {status} {_detail(response, detail_field)}".rstrip()
+        if status in (401, 403):
+            raise SourceAuthError(f"{where}: check SOURCES__{source.upper()}__{credentials}; not retried")
+        if _retryable(response):
+            raise HTTPError(f"{where} (after retries)", response=response)
+        raise SourceHTTPError(where)
 
     return hook
+
+
+def entity_error_hook(source: str, detail_field: str, credentials: str = "API_KEY") -> Callable[..., Response]:
+    """Like ``error_hook``, for endpoints that answer for ONE entity (one Loops
+    email, one InboxFirst campaign): an answer that is still an error after
+    retries is recorded (``record_skip``, counted in ``ops.runs``) and that entity
+    is skipped, so one bad entity cannot fail the source on every run forever.
+
+    401/403 still fail the source (the key, not the entity, is wrong). A 429/5xx
+    is retried like everywhere else; the hook counts the attempts of each URL and
+    skips the entity only on the last one dlt's client will make.
+    """
+    loud = error_hook(source, detail_field, credentials)
+    attempts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
+        status = response.status_code
+        if 200 <= status < 300 or status in (401, 403):
+            return loud(response)
+        if _retryable(response):
+            with lock:
+                attempts[response.url] = attempts.get(response.url, 0) + 1
+                tries = attempts[response.url]
+            if tries < max_attempts(source):
+                return loud(response)  # raises HTTPError: dlt retries it
+        record_skip(source, _endpoint(response), status, _detail(response, detail_field))
+        raise IgnoreResponseException(f"{source}: {_endpoint(response)} answered {status}: entity skipped")
+
+    return hook
+
+
+def max_attempts(api: str) -> int:
+    """How many times dlt's client sends one request of ``api`` (first try included)."""
+    with _CLIENTS_LOCK:
+        entry = _CLIENTS.get(api)
+    return int(entry[0]._retry_kwargs.get("max_attempts", 1)) if entry else 1
+
+
+def record_skip(api: str, endpoint: str, status: int | None, detail: str = "") -> None:
+    """Count one entity skipped after an error answer; the first few are kept word for word."""
+    with _CLIENTS_LOCK:
+        entry = _CLIENTS.get(api)
+    stats = entry[1] if entry else None
+    if stats is None:
+        return
+    with stats._lock:
+        stats.skipped_entities += 1
+        if len(stats.skipped) < SKIPS_KEPT:
+            stats.skipped.append({"endpoint": endpoint, "status": status, "detail": detail})

@@ -24,7 +24,7 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import auth_failure_hook, session_for
+from sources._shared.http import error_hook, session_for
 from sources._shared.window import backfill_window
 from sources._shared.schema import decimal_columns, timestamp_columns
 from sources.marin_social.helpers import (
@@ -51,7 +51,7 @@ from sources.marin_social.settings import (
 
 
 # Doc "Status code": 403 Access denied, body {"message": ...}; contract: 401/403 not retried.
-raise_on_denied = auth_failure_hook("marin_social", "message")
+raise_on_denied = error_hook("marin_social", "message")
 DENIED_HOOKS = {"response": [raise_on_denied]}
 
 

@@ -23,7 +23,7 @@ from dlt.sources.helpers.rest_client.paginators import HeaderLinkPaginator
 from dlt.sources.rest_api import EndpointResource, RESTAPIConfig, rest_api_resources
 from dlt.sources.rest_api.config_setup import create_response_hooks
 
-from sources._shared.http import auth_failure_hook, session_for
+from sources._shared.http import error_hook, session_for
 from sources._shared.window import backfill_window
 from sources._shared.schema import decimal_columns, timestamp_columns
 from sources.retreaver.helpers import (
@@ -78,7 +78,7 @@ def retreaver_source(
     # Doc "Authentication": company_id is only required with access to several
     # companies ("We suggest passing it in anyways"): sent when configured.
     company = {"company_id": str(company_id)} if company_id else {}
-    on_auth_failure = auth_failure_hook("retreaver", "error")
+    on_auth_failure = error_hook("retreaver", "error")
 
     def catalogue(name: str, wrapper: str, timestamps: tuple[str, ...]) -> EndpointResource:
         return {
