@@ -329,6 +329,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             out.line(f"  {mark:<5} {table.table:<24} {table.rows:>9,} rows  loaded {table.last_loaded_at or '-'}  {cursor}")
         for reason in source.reasons:
             out.error(f"marketing-etl status: {source.source} stale: {reason}")
+    if fresh.absent:
+        out.line(f"{'absent':<6} {', '.join(fresh.absent)}: never loaded here, so not in the marts (not configured?)")
     return EXIT_STALE if fresh.stale else EXIT_OK
 
 

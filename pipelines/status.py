@@ -72,13 +72,21 @@ class SourceStatus:
 class Freshness:
     checked_at: str
     sources: list[SourceStatus]
+    # Sources never loaded into this warehouse (not configured here): their
+    # platforms are absent from the marts. Named, not judged stale.
+    absent: list[str] = field(default_factory=list)
 
     @property
     def stale(self) -> bool:
         return any(s.stale for s in self.sources)
 
     def as_json(self) -> dict[str, Any]:
-        return {"checked_at": self.checked_at, "stale": self.stale, "sources": [asdict(s) for s in self.sources]}
+        return {
+            "checked_at": self.checked_at,
+            "stale": self.stale,
+            "sources": [asdict(s) for s in self.sources],
+            "absent": list(self.absent),
+        }
 
 
 def _iso(value: Any) -> Optional[str]:
@@ -146,7 +154,7 @@ def check_freshness(
     now = now or datetime.now(timezone.utc)
     default_threshold, per_table = thresholds(stale_after_hours)
     runs = _runs(warehouse)
-    result = []
+    result, absent = [], []
     for name in sources or SOURCE_NAMES:
         status = SourceStatus(name)
         history = runs.get(name, [])
@@ -156,7 +164,8 @@ def check_freshness(
             status.last_success_at = _iso(success)
         status.tables = _tables(warehouse, name, now, default_threshold, per_table)
         if not status.tables and not history and not sources:
-            continue  # never configured here: not part of this warehouse
+            absent.append(name)  # never configured here: not part of this warehouse
+            continue
         last_ok = _as_moment(status.last_success_at) if status.last_success_at else None
         if last_ok is None and not status.tables:
             status.reasons.append("never loaded")
@@ -168,7 +177,7 @@ def check_freshness(
                 status.reasons.append(f"{table.table}: {what} is older than {table.stale_after_hours:g} h")
         status.stale = bool(status.reasons)
         result.append(status)
-    return Freshness(_iso(now) or "", result)
+    return Freshness(_iso(now) or "", result, absent)
 
 
 def _runs(warehouse: str | Path) -> dict[str, list[tuple[str, datetime]]]:

@@ -14,6 +14,12 @@ in DuckDB's dialect and transpiled by sqlglot for any other destination.
 
 Data tests (``transforms/tests/*.sql``) are SELECTs returning offending rows; a test
 passes when it returns none.
+
+Any subset of sources builds the marts: a staging model whose raw table is absent
+(its source is not configured, or has not loaded yet) reads an empty stand-in with
+the columns its source declares (``sources/catalog.py``), and a declared column the
+raw table lacks (a field the vendor has never sent) reads as a typed NULL. The
+missing platform is then simply absent from the marts.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Any, Iterable
 import dlt
 import sqlglot
 from sqlglot import exp
+
+from sources.catalog import declared_columns
 
 TRANSFORMS_DIR = Path(__file__).parent
 LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
@@ -155,8 +163,61 @@ def _seed_hints(header: list[str]) -> dict[str, Any]:
     return hints
 
 
-def statements(model: Model, dialect: str) -> list[str]:
-    select = sqlglot.transpile(model.sql, read="duckdb", write=dialect)[0] if dialect != "duckdb" else model.sql
+# dlt data types -> DuckDB SQL types, for stand-in columns (sqlglot transpiles them).
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME",
+    "json": "JSON",
+    "binary": "BLOB",
+}
+
+
+def sql_type(hints: dict[str, Any]) -> str:
+    data_type = hints.get("data_type")
+    if data_type in ("decimal", "wei"):
+        return f"DECIMAL({hints.get('precision', 38)}, {hints.get('scale', 9)})"
+    if data_type == "timestamp":
+        return "TIMESTAMPTZ" if hints.get("timezone", True) else "TIMESTAMP"
+    if data_type not in SQL_TYPES:
+        raise TransformError(f"no SQL type for dlt data type {data_type!r}")
+    return SQL_TYPES[data_type]
+
+
+def stand_in(table: str, present: set[str] | None, declared: dict[str, dict[str, Any]]) -> str | None:
+    """The SELECT that replaces raw ``table`` in a staging model, or None when the
+    table has every declared column. ``present``: the table's columns, None if absent."""
+    if present is not None:
+        missing = [c for c in declared if c not in present]
+        if not missing:
+            return None
+        nulls = ", ".join(f'CAST(NULL AS {sql_type(declared[c])}) AS "{c}"' for c in missing)
+        return f"SELECT *, {nulls} FROM {table}"
+    if not declared:
+        raise TransformError(f"{table} is not in the warehouse and its source declares no columns (TABLE_COLUMNS)")
+    columns = ", ".join(f'CAST(NULL AS {sql_type(h)}) AS "{c}"' for c, h in declared.items())
+    return f"SELECT {columns} WHERE 1 = 0"
+
+
+def with_stand_ins(sql: str, stand_ins: dict[str, str]) -> str:
+    """``sql`` (DuckDB) with each raw ``schema.table`` in ``stand_ins`` read through its stand-in."""
+    if not stand_ins:
+        return sql
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in list(tree.find_all(exp.Table)):
+        name = f"{table.db}.{table.name}"
+        if table.db and name in stand_ins:
+            subquery = sqlglot.parse_one(stand_ins[name], read="duckdb").subquery(table.alias_or_name)
+            table.replace(subquery)
+    return tree.sql(dialect="duckdb")
+
+
+def statements(model: Model, dialect: str, stand_ins: dict[str, str] | None = None) -> list[str]:
+    sql = with_stand_ins(model.sql, stand_ins or {})
+    select = sqlglot.transpile(sql, read="duckdb", write=dialect)[0] if dialect != "duckdb" else sql
     target = model.qualified
     if model.materialization == "view":
         # Postgres binds views to the views they read and refuses to drop one that
@@ -186,22 +247,57 @@ class TestResult:
         return self.failures == 0
 
 
-def missing_raw_tables(client: Any, models: Iterable[Model]) -> list[str]:
-    """Raw tables the staging models read that the warehouse does not have (yet)."""
-    wanted = sorted({t for m in models if m.layer == "staging" for t in m.reads if "." in t})
-    missing = []
-    for table in wanted:
-        schema, name = table.split(".", 1)
-        rows = client.execute_sql(
-            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s", schema, name
-        )
-        if not rows or rows[0][0] == 0:
-            missing.append(table)
-    return missing
+def raw_tables(models: Iterable[Model]) -> list[str]:
+    return sorted({t for m in models if m.layer == "staging" for t in m.reads if "." in t})
+
+
+def present_columns(client: Any, table: str) -> set[str] | None:
+    """The columns of raw ``schema.table`` in the warehouse, None if it is not there."""
+    schema, name = table.split(".", 1)
+    rows = client.execute_sql(
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s", schema, name
+    )
+    return {r[0] for r in rows} if rows else None
+
+
+@dataclass
+class RawCoverage:
+    """Which raw tables the build reads as they are and which through stand-ins."""
+
+    stand_ins: dict[str, str] = field(default_factory=dict)  # "schema.table" -> SELECT
+    absent: list[str] = field(default_factory=list)  # raw tables not in the warehouse
+    filled: dict[str, list[str]] = field(default_factory=dict)  # table -> declared columns it lacks
+
+    @property
+    def absent_sources(self) -> list[str]:
+        """Sources none of whose raw tables are here: absent from the marts."""
+        return sorted({t.split(".")[0] for t in self.absent})
+
+
+def raw_coverage(client: Any, models: Iterable[Model]) -> RawCoverage:
+    declared = declared_columns()
+    coverage = RawCoverage()
+    for table in raw_tables(models):
+        present = present_columns(client, table)
+        select = stand_in(table, present, declared.get(table, {}))
+        if select is None:
+            continue
+        coverage.stand_ins[table] = select
+        if present is None:
+            coverage.absent.append(table)
+        else:
+            coverage.filled[table] = [c for c in declared.get(table, {}) if c not in present]
+    return coverage
 
 
 class MissingRawTables(TransformError):
-    """The warehouse lacks raw tables the models read: a source has not loaded yet."""
+    """No raw table at all: no source has loaded into this warehouse yet."""
+
+
+@dataclass
+class BuildResult:
+    tests: list[TestResult]
+    coverage: RawCoverage
 
 
 def build(
@@ -209,25 +305,27 @@ def build(
     root: Path = TRANSFORMS_DIR,
     run_tests: bool = True,
     settings: dict[str, Any] | None = None,
-) -> list[TestResult]:
+) -> BuildResult:
     """Load seeds and settings, build every model in order, then run the data tests."""
     models = discover(root)
     dialect = DIALECTS.get(pipeline.destination.destination_name, "duckdb")
     with pipeline.sql_client() as client:
-        missing = missing_raw_tables(client, models)
-    if missing:
-        raise MissingRawTables(f"raw tables not loaded yet: {', '.join(missing)}")
+        coverage = raw_coverage(client, models)
+    if coverage.absent and len(coverage.absent) == len(raw_tables(models)):
+        raise MissingRawTables(f"no raw tables loaded yet (none of {', '.join(coverage.absent)})")
     load_seeds(pipeline.destination, root, pipelines_dir=pipeline.pipelines_dir, settings=settings)
     with pipeline.sql_client() as client:
         for schema in LAYERS:
             client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for model in models:
-            for statement in statements(model, dialect):
+            stand_ins = coverage.stand_ins if model.layer == "staging" else {}
+            for statement in statements(model, dialect, stand_ins):
                 try:
                     client.execute_sql(statement)
                 except Exception as exc:  # noqa: BLE001 - name the model, keep the database's words
                     raise TransformError(f"{model.path.relative_to(root)}: {' '.join(str(exc).split())[:600]}") from exc
-        return run_data_tests(client, root, dialect) if run_tests else []
+        tests = run_data_tests(client, root, dialect) if run_tests else []
+    return BuildResult(tests, coverage)
 
 
 def run_data_tests(client: Any, root: Path, dialect: str) -> list[TestResult]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from pipelines.runner import SOURCE_NAMES
+from pipelines.status import check_freshness
 from pipelines.transform import run_transforms
+from tests.conftest import both_sandbox_modes
 
 # Loops feeds no mart; leaving it out keeps the test fast (it is paced at 9 req/s).
 SOURCES = ("listenloop", "marin_social", "inboxfirst", "retreaver")
@@ -68,6 +71,7 @@ def assert_marts_equal_truth(sandbox, warehouse):
     assert attributed == warehouse.scalar("select count(*) from marts.call_conversions where is_attributed")
 
 
+@both_sandbox_modes
 def test_marts_equal_truth_after_full_load_and_after_advance(sandbox, warehouse):
     load_and_build(warehouse)
     assert_marts_equal_truth(sandbox, warehouse)
@@ -79,3 +83,34 @@ def test_marts_equal_truth_after_full_load_and_after_advance(sandbox, warehouse)
     assert warehouse.scalar("select count(*) from marts.call_conversions") > converted_before
     # Two snapshots now: the growth between them is a day's figure, never negative.
     assert warehouse.scalar("select min(impressions) from marts.spend_daily where platform = 'listenloop'") >= 0
+
+
+def test_two_configured_sources_get_their_marts_and_the_others_are_named_absent(sandbox, warehouse, monkeypatch):
+    """A user with only Marin Social and Retreaver: the marts are built for those two,
+    every data test passes, and the unconfigured platforms are named, not a skipped build."""
+    sandbox.reset(doc_shapes=True)
+    configured = ("marin_social", "retreaver")
+    for name in SOURCE_NAMES:
+        if name not in configured:
+            for key in list(sandbox.env()):
+                if key.startswith(f"SOURCES__{name.upper()}__"):
+                    monkeypatch.delenv(key, raising=False)
+    result = warehouse.run(*SOURCE_NAMES)
+    statuses = {s.name: s.status for s in result.sources}
+    assert statuses == {name: ("loaded" if name in configured else "skipped") for name in SOURCE_NAMES}, result.sources
+
+    built = run_transforms(warehouse.path)
+    assert built.status == "built", built.message
+    assert [t.name for t in built.tests if not t.ok] == []
+    assert built.absent_sources == ["inboxfirst", "listenloop"]
+    assert "without inboxfirst, listenloop" in built.message
+
+    platforms = {r[0] for r in warehouse.query("select distinct platform from marts.spend_daily")}
+    assert platforms == {"marin_social", "retreaver"}
+    truth = sandbox.truth()
+    marin = truth["marin_social"]["campaign_stats_daily"]
+    assert warehouse.scalar("select sum(impressions) from marts.spend_daily where platform = 'marin_social'") == marin["sum_impressions"]
+    assert warehouse.scalar("select count(*) from marts.call_conversions") == truth["retreaver"]["calls"]["converted"]
+    assert warehouse.scalar("select count(*) from marts.reconciliation where not is_ok") == 0
+
+    assert check_freshness(warehouse.path).absent == ["listenloop", "inboxfirst", "loops"]

@@ -230,7 +230,7 @@ def built(tmp_path_factory):
         pipeline = dlt.pipeline(
             f"golden_{case}", destination=dlt.destinations.duckdb(str(db)), dataset_name="marts", pipelines_dir=str(base / "dlt")
         )
-        tests = {t.name: t for t in build(pipeline, root=root, settings=settings)}
+        tests = {t.name: t for t in build(pipeline, root=root, settings=settings).tests}
         marts = {}
         with duckdb.connect(str(db), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")

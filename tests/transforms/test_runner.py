@@ -8,7 +8,7 @@ import dlt
 import duckdb
 import pytest
 
-from transforms.runner import TransformError, build, discover, referenced_tables
+from transforms.runner import MissingRawTables, TransformError, build, discover, referenced_tables
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -76,7 +76,7 @@ def test_build_creates_views_tables_and_runs_data_tests(tmp_path, pipeline):
             "tests/no_orders_over_6.sql": "select id from staging.stg_shop__orders where amount > 6",
         },
     )
-    results = {r.name: r for r in build(pipeline, root)}
+    results = {r.name: r for r in build(pipeline, root).tests}
     assert results["total_is_24"].ok
     assert not results["no_orders_over_6"].ok
     assert results["no_orders_over_6"].sample == [(2,)]
@@ -96,3 +96,38 @@ def test_a_broken_model_names_its_file_and_keeps_the_old_mart(tmp_path, pipeline
         build(pipeline, root)
     with duckdb.connect(pipeline.destination_client().config.credentials.database, read_only=True) as con:
         assert con.execute("select n from marts.total").fetchone() == (2,)
+
+
+def test_absent_raw_tables_and_columns_read_as_typed_stand_ins(tmp_path, pipeline, monkeypatch):
+    """A source not configured (no raw table) and a field never sent (no column) still
+    build: the staging model reads a typed, empty or NULL, stand-in."""
+    declared = {
+        "shop.orders": {"id": {"data_type": "bigint"}, "amount": {"data_type": "bigint"}, "coupon": {"data_type": "text"}},
+        "shop.refunds": {"id": {"data_type": "bigint"}, "refunded_at": {"data_type": "timestamp"}, "amount": {"data_type": "decimal"}},
+    }
+    monkeypatch.setattr("transforms.runner.declared_columns", lambda: declared)
+    root = write(
+        tmp_path / "t",
+        {
+            "staging/stg_shop__orders.sql": "with source as (select * from shop.orders) select id, amount, coupon from source",
+            "staging/stg_shop__refunds.sql": "with source as (select * from shop.refunds) select id, refunded_at, amount from source",
+            "marts/net.sql": "select (select sum(amount) from staging.stg_shop__orders) - "
+            "coalesce((select sum(amount) from staging.stg_shop__refunds), 0) as net, "
+            "(select count(coupon) from staging.stg_shop__orders) as coupons",
+        },
+    )
+    built = build(pipeline, root)
+    assert built.coverage.absent == ["shop.refunds"]
+    assert built.coverage.filled == {"shop.orders": ["coupon"]}
+    assert built.coverage.absent_sources == ["shop"]
+    with duckdb.connect(pipeline.destination_client().config.credentials.database, read_only=True) as con:
+        assert con.execute("select net, coupons from marts.net").fetchone() == (12, 0)
+        types = dict(con.execute("select column_name, data_type from information_schema.columns where table_name = 'stg_shop__refunds'").fetchall())
+    assert types == {"id": "BIGINT", "refunded_at": "TIMESTAMP WITH TIME ZONE", "amount": "DECIMAL(38,9)"}
+
+
+def test_no_raw_table_at_all_is_nothing_to_build(tmp_path, pipeline, monkeypatch):
+    monkeypatch.setattr("transforms.runner.declared_columns", lambda: {"void.things": {"id": {"data_type": "bigint"}}})
+    root = write(tmp_path / "t", {"staging/stg_void__things.sql": "select id from void.things"})
+    with pytest.raises(MissingRawTables, match="no raw tables loaded yet"):
+        build(pipeline, root)
