@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
+from urllib.parse import unquote, urlsplit
 
 import dlt
 import dlt.common.libs.pyarrow  # noqa: F401 - see below
@@ -115,6 +116,25 @@ def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt
     )
 
 
+def destination_secrets() -> list[str]:
+    """The warehouse's password (``DESTINATION__<NAME>__CREDENTIALS``, a connection
+    string or a table with ``password``), to mask like the sources' keys."""
+    key = f"destination.{destination_name()}.credentials"
+    try:
+        credentials = dlt.secrets.get(key)
+        password = dlt.secrets.get(f"{key}.password")
+    except Exception:  # noqa: BLE001 - none or malformed: nothing to mask
+        return []
+    if isinstance(password, str):  # DESTINATION__<NAME>__CREDENTIALS__PASSWORD
+        return [password]
+    if isinstance(credentials, str):
+        password = urlsplit(credentials).password if "://" in credentials else None
+        return [v for v in (password and unquote(password), password) if v]
+    if isinstance(credentials, dict) and isinstance(credentials.get("password"), str):
+        return [credentials["password"]]
+    return []
+
+
 def _secret_values(name: str) -> list[str]:
     """Every secret configured for a source, to mask wherever text leaves us."""
     values = []
@@ -179,7 +199,7 @@ class Runner:
             raise ValueError(f"unknown sources: {', '.join(sorted(unknown))} (known: {', '.join(SOURCE_NAMES)})")
         self.source_kwargs = source_kwargs or {}
         self._load_lock = threading.Lock()  # DuckDB has one writer: load one source at a time
-        self.redact = Redactor([v for n in self.names for v in _secret_values(n)])
+        self.redact = Redactor([*(v for n in self.names for v in _secret_values(n)), *destination_secrets()])
 
     def run(self) -> RunResult:
         reset_clients()

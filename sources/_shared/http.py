@@ -93,6 +93,23 @@ class Redactor:
         return self.QUERY_SECRET.sub(r"\1***", text)
 
 
+def scrub_chain(exc: BaseException, redact: Callable[[str], str]) -> None:
+    """Redact the text of ``exc`` and of every exception chained to it, in place:
+    arguments, urllib3's ``url`` and ``reason`` attributes, causes and contexts."""
+    pending: list[Any] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        pending += [a for a in error.args if isinstance(a, BaseException)]
+        pending += [getattr(error, "reason", None), error.__cause__, error.__context__]
+        error.args = tuple(redact(str(a)) if isinstance(a, (str, BaseException)) else a for a in error.args)
+        if isinstance(getattr(error, "url", None), str):
+            error.url = redact(error.url)  # type: ignore[attr-defined]
+
+
 class MeteredAdapter(HTTPAdapter):
     def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -110,9 +127,10 @@ class MeteredAdapter(HTTPAdapter):
         except Exception as exc:
             with self.stats._lock:
                 self.stats.connection_errors += 1
-            # requests puts the full URL (with ?api_key=...) into connection errors;
-            # rebuild the message without it before dlt logs or re-raises it.
-            exc.args = tuple(self.redact(str(a)) if isinstance(a, (str, Exception)) else a for a in exc.args)
+            # requests puts the full URL (with ?api_key=...) into connection errors,
+            # and urllib3's errors chained below it keep it too (dlt pickles the
+            # whole chain into its trace): scrub every link before dlt sees it.
+            scrub_chain(exc, self.redact)
             raise
         with self.stats._lock:
             if response.status_code == 429:

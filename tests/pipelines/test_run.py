@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,25 @@ def test_connection_errors_never_show_a_query_string_key(sandbox, warehouse, mon
     assert "api_key=***" in caplog.text  # the URL was logged, masked
     assert key not in source.message
     assert key not in caplog.text
+    # dlt pickles the failed step's exception, with everything chained to it (urllib3's
+    # MaxRetryError keeps the URL), into its working directory: nothing there may hold it.
+    data_dir = Path(os.environ["DLT_DATA_DIR"])
+    leaked = [p for p in data_dir.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+@pytest.mark.parametrize(
+    "variables, password",
+    [
+        ({"DESTINATION__POSTGRES__CREDENTIALS": "postgresql://etl:s3cr%40t-pw@db:5432/marketing"}, "s3cr@t-pw"),
+        ({"DESTINATION__POSTGRES__CREDENTIALS__PASSWORD": "another-s3cret"}, "another-s3cret"),
+    ],
+)
+def test_the_destination_password_is_masked_like_the_source_keys(monkeypatch, tmp_path, variables, password):
+    from pipelines.runner import Runner
+
+    monkeypatch.setenv("WAREHOUSE__DESTINATION", "postgres")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    runner = Runner(tmp_path / "w.duckdb", ["retreaver"])
+    assert password not in runner.redact(f"could not connect: password {password} refused")
