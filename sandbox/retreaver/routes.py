@@ -66,9 +66,10 @@ def split_format(ref: str) -> str:
     return stem
 
 
-def paginate(request: Request, total: int) -> tuple[int, int, dict[str, str]]:
+def paginate(request: Request, total: int, link: bool = True) -> tuple[int, int, dict[str, str]]:
     """page/per_page -> (offset, limit, Link header). rel first/prev/last/next as the
-    api-pagination style the doc's example shows (last + next on page 1)."""
+    api-pagination style the doc's example shows (last + next on page 1). No header
+    when ``link`` is false (doc-shaped v2 calls: the doc shows Link for v1 only)."""
     page = request.int_arg("page", 1, minimum=1)
     per_page = request.int_arg("per_page", PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
     last = max(1, -(-total // per_page))
@@ -79,7 +80,7 @@ def paginate(request: Request, total: int) -> tuple[int, int, dict[str, str]]:
     if page < last:
         links.append(f'<{request.url_with(page=last)}>; rel="last"')
         links.append(f'<{request.url_with(page=page + 1)}>; rel="next"')
-    headers = {"Link": ", ".join(links)} if links else {}
+    headers = {"Link": ", ".join(links)} if links and link else {}
     return (page - 1) * per_page, per_page, headers
 
 
@@ -184,7 +185,8 @@ def render_call_v2(store: RetreaverStore, call: dict[str, Any]) -> dict[str, Any
         "callpixels_target_id": target.id if target else None,
         "system_target_id": target.id if target else None,
         "system_campaign_id": campaign.id,
-        "system_affiliate_id": affiliate.id if affiliate else None,
+        # Doc-shaped: null, as in every v2 example of the doc (even the show call).
+        "system_affiliate_id": affiliate.id if affiliate and not store.world.doc_shapes else None,
         "fired_pixels_count": len(d["pixels"]),
         "charge_total": money_str(cost_c),
         "keys_pressed": ["1"],
@@ -283,9 +285,12 @@ def _call_detail(store: RetreaverStore, call: dict[str, Any]) -> dict[str, Any]:
 
 def render_campaign(store: RetreaverStore, index: int) -> dict[str, Any]:
     c = store.campaigns[index]
+    # Doc "Our IDs vs Customer IDs": "id" is the internal ID; the doc's campaign
+    # examples show none, and neither does the doc-shaped mode.
+    internal = {} if store.world.doc_shapes else {"id": c.id}
     return {
         "campaign": {
-            "id": c.id,  # doc "Our IDs vs Customer IDs": "id" is the internal ID
+            **internal,
             "cid": c.cid,
             "name": c.name,
             "updated_at": fmt_z(c.updated_ms),
@@ -307,9 +312,10 @@ def render_campaign(store: RetreaverStore, index: int) -> dict[str, Any]:
 
 def render_affiliate(store: RetreaverStore, index: int) -> dict[str, Any]:
     a = store.affiliates[index]
+    internal = {} if store.world.doc_shapes else {"id": a.id}  # as campaigns
     return {
         "affiliate": {
-            "id": a.id,
+            **internal,
             "afid": a.afid,
             "first_name": a.first_name,
             "last_name": a.last_name,
@@ -468,7 +474,7 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
             sid=request.arg("sub_id") or None,
         )
 
-    def list_calls(render: Callable[[RetreaverStore, dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Response]:
+    def list_calls(render: Callable[[RetreaverStore, dict[str, Any]], dict[str, Any]], v2: bool = False) -> Callable[[Request], Response]:
         def handler(request: Request) -> Response:
             fmt_only(request)
             sort_by = request.arg("sort_by") or "created_at"
@@ -480,7 +486,8 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
             flt = call_filter(request)
             # Doc: "calls sorted by updated_at will forcefully be returned in desc order".
             descending = sort_by == "updated_at" or order == "desc"
-            offset, limit, headers = paginate(request, store.count_calls(flt))
+            # Doc-shaped v2 pages carry no Link header (the doc shows it for v1 only).
+            offset, limit, headers = paginate(request, store.count_calls(flt), link=not (v2 and store.world.doc_shapes))
             rows = store.list_calls(flt, sort_by, descending, offset, limit)
             return Response(200, [{"call": render(store, row)} for row in rows], headers)
 
@@ -500,7 +507,7 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
     api.add("GET", "/calls/{ref}", guarded(get_call(render_call_v1)))
     api.add("GET", "/calls.{fmt}", guarded(list_calls(render_call_v1)))
     canary.add("GET", "/api/v2/calls/{ref}", guarded(get_call(render_call_v2)))
-    canary.add("GET", "/api/v2/calls.{fmt}", guarded(list_calls(render_call_v2)))
+    canary.add("GET", "/api/v2/calls.{fmt}", guarded(list_calls(render_call_v2, v2=True)))
 
     # ---- catalogue
     def one(render: Callable[[RetreaverStore, int], dict[str, Any]], find: Callable[[str], int | None]) -> Callable[[Request], Response]:
@@ -557,7 +564,10 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
         page = request.int_arg("page", 1, minimum=1)
         per_page = request.int_arg("per_page", PER_PAGE, minimum=1)
         chunk = rows[(page - 1) * per_page : page * per_page]
-        return Response(200, {"count": len(chunk), "count_total": len(rows), "data": chunk})
+        # Doc examples: count/count_total are CALLS (2 rows of 2 + 1 calls: 3 and 3),
+        # read here as this page's calls and the whole report's calls.
+        calls = lambda part: sum(r["total_calls"] for r in part)  # noqa: E731
+        return Response(200, {"count": calls(chunk), "count_total": calls(rows), "data": chunk})
 
     def report_rows(facet: str, tag_key: str | None, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         if facet == "tag_value":

@@ -5,52 +5,60 @@ Calls change after they are made (conversion, revenue and payout are set up to ~
 days later) and their ``updated_at`` moves forward when they do, so calls are read
 newest-``updated_at``-first down to the previous run's cursor, and merged on uuid.
 
+Every walk (calls, catalogue, reports) asks page after page until an EMPTY page,
+following ``Link rel="next"`` when sent (``helpers.PageWalkPaginator``).
+
 Backfill window (``end_date`` given): calls CREATED in ``[start_date, end_date)``
-(UTC days) and the report days of that window are re-read and merged on their keys;
-no state or cursor is read or written and the catalogue is not loaded.
+(days of ``report_timezone``) and the report days of that window are re-read and
+merged on their keys; no state or cursor is read or written and the catalogue is
+not loaded.
 See docs/sources/retreaver.md.
 """
 
 from __future__ import annotations
 
+import copy
 from datetime import date, timedelta
 from typing import Any, Iterator, Optional
 
 import dlt
 import pendulum
 from dlt.sources.helpers.rest_client import RESTClient
-from dlt.sources.helpers.rest_client.paginators import HeaderLinkPaginator
 from dlt.sources.rest_api import EndpointResource, RESTAPIConfig, rest_api_resources
 from dlt.sources.rest_api.config_setup import create_response_hooks
 
 from sources._shared.http import error_hook, session_for
 from sources._shared.window import backfill_window
-from sources._shared.schema import decimal_columns, timestamp_columns
 from sources.retreaver.helpers import (
-    CountTotalPaginator,
+    PageWalkPaginator,
     QueryKeyAuth,
+    call_shaper,
     days_with_calls,
+    keyed_rows,
     report_windows,
     rfc3339_midnight,
-    shape_call,
     shape_report_row,
 )
 from sources.retreaver.settings import (
-    CALL_MONEY_FIELDS,
-    CALL_TIMESTAMP_FIELDS,
-    CATALOGUE_TIMESTAMP_FIELDS,
+    CATALOGUE_KEYS,
     DEFAULT_BASE_URL,
     DEFAULT_CALLS_BASE_URL,
     DEFAULT_CALLS_LAG_SECONDS,
+    DEFAULT_EMAIL_TAG,
+    DEFAULT_MAX_PAGES,
     DEFAULT_REPORT_LOOKBACK_DAYS,
+    DEFAULT_REPORT_TIMEZONE,
     DEFAULT_START_DAYS_AGO,
-    FLATTENED_TAGS,
     PAGE_SIZE,
     REPORT_MAX_DAYS,
-    REPORT_MONEY_FIELDS,
     REPORT_PAGE_SIZE,
-    TARGET_TIMESTAMP_FIELDS,
+    TABLE_COLUMNS,
 )
+
+
+def columns(table: str) -> Any:
+    """The declared hints of ``table`` (settings.TABLE_COLUMNS), a copy dlt may keep."""
+    return copy.deepcopy(TABLE_COLUMNS[table])
 
 
 # max_table_nesting=0: nested values (tags, fired_pixels, greeting, timers, ...) stay
@@ -67,8 +75,12 @@ def retreaver_source(
     calls_lag_seconds: float = DEFAULT_CALLS_LAG_SECONDS,
     report_lookback_days: int = DEFAULT_REPORT_LOOKBACK_DAYS,
     calls_page_size: int = PAGE_SIZE,
+    report_timezone: str = DEFAULT_REPORT_TIMEZONE,
+    email_tag: str = DEFAULT_EMAIL_TAG,
+    max_pages: int = DEFAULT_MAX_PAGES,
 ) -> Any:
-    today = pendulum.now("UTC").date()  # report days are UTC days (sandbox reading; doc silent)
+    # Report days are days of report_timezone (assumption, doc silent; settings.py).
+    today = pendulum.now(report_timezone).date()
     window = backfill_window("retreaver", start_date, end_date)
     first_day = date.fromisoformat(str(start_date)[:10]) if start_date else today - timedelta(days=DEFAULT_START_DAYS_AGO)
     session = session_for("retreaver", secrets=[api_key])
@@ -78,38 +90,30 @@ def retreaver_source(
     # Doc "Authentication": company_id is only required with access to several
     # companies ("We suggest passing it in anyways"): sent when configured.
     company = {"company_id": str(company_id)} if company_id else {}
-    on_auth_failure = error_hook("retreaver", "error")
+    # Every non-2xx answer, after retries for 429/5xx, fails the resource naming
+    # source, endpoint and status (401/403 at once).
+    on_error = error_hook("retreaver", "error")
 
-    def catalogue(name: str, wrapper: str, timestamps: tuple[str, ...]) -> EndpointResource:
+    def catalogue(name: str, wrapper: str) -> EndpointResource:
+        key = CATALOGUE_KEYS[name]  # what the doc's examples carry (settings.py)
         return {
             "name": name,
-            # Doc "Our IDs vs Customer IDs": "id" is the internal id (cid/afid/tid are
-            # customer-editable, tid may be null).
-            "primary_key": "id",
+            "primary_key": key,
             # No updated_at filter is documented on any catalogue index: re-read whole
-            # each run (a page or two) and merge on id.
+            # each run (a page or two) and merge on the key.
             "write_disposition": "merge",
-            "columns": timestamp_columns(timestamps),
+            "columns": columns(name),
             "endpoint": {
                 "path": f"{name}.json",
                 "params": {**company, "per_page": PAGE_SIZE},
                 # Contract: a top-level array of wrappers [{"campaign": {...}}].
                 "data_selector": f"$[*].{wrapper}",
-                # Doc "Paginated": every index sends a Link header; rel="next" is
-                # absent on the last page (contract).
-                "paginator": HeaderLinkPaginator(),
-                "response_actions": [on_auth_failure],
+                "paginator": PageWalkPaginator("retreaver", max_pages),
+                "response_actions": [on_error],
             },
+            "processing_steps": [{"filter": keyed_rows("retreaver", f"GET /{name}.json", key)}],
         }
 
-    calls_columns = {
-        **decimal_columns(CALL_MONEY_FIELDS),
-        **timestamp_columns(CALL_TIMESTAMP_FIELDS),
-        # A row read twice in one run (pages shift, below) keeps its newest version.
-        "updated_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
-        "tags": {"data_type": "json"},  # every tag, queryable with json functions
-        **{f"tag_{key}": {"data_type": "text"} for key in FLATTENED_TAGS},
-    }
     # Contract: prefer v2 (revenue, payout, cost, converted, campaign, tags), served
     # from its own host (doc: canary.retreaver.com).
     calls_path = calls_base_url.rstrip("/") + "/api/v2/calls.json"
@@ -118,13 +122,15 @@ def retreaver_source(
         "name": "calls",
         "primary_key": "uuid",
         "write_disposition": "merge",
-        "columns": calls_columns,
+        "columns": columns("calls"),
         "endpoint": {
             "path": calls_path,
             # Doc: sort_by=updated_at is ALWAYS newest first, whatever order says.
             "params": {**company, "sort_by": "updated_at", "order": "desc", "per_page": calls_page_size},
             "data_selector": "$[*].call",
-            "paginator": HeaderLinkPaginator(),
+            # The doc shows no Link header on v2 pages: a full page without one is
+            # not the last (PageWalkPaginator asks the next page number).
+            "paginator": PageWalkPaginator("retreaver", max_pages),
             # No updated_at filter exists: the cursor only stops the walk. Rows
             # come newest first (row_order="desc"), so the first row older than
             # start_value (= last run's newest updated_at - lag; START_DATE on
@@ -152,9 +158,9 @@ def retreaver_source(
                 "row_order": "desc",
                 "lag": calls_lag_seconds,
             },
-            "response_actions": [on_auth_failure],
+            "response_actions": [on_error],
         },
-        "processing_steps": [{"map": shape_call}],
+        "processing_steps": [{"map": call_shaper(email_tag)}],
     }
 
     client = {"base_url": base_url.rstrip("/") + "/", "auth": auth, "session": session}
@@ -163,17 +169,18 @@ def retreaver_source(
             "client": client,
             "resources": [
                 incremental_calls,
-                catalogue("campaigns", "campaign", CATALOGUE_TIMESTAMP_FIELDS),
-                catalogue("affiliates", "affiliate", CATALOGUE_TIMESTAMP_FIELDS),
-                catalogue("targets", "target", TARGET_TIMESTAMP_FIELDS),
-                catalogue("numbers", "number", CATALOGUE_TIMESTAMP_FIELDS),
+                catalogue("campaigns", "campaign"),
+                catalogue("affiliates", "affiliate"),
+                catalogue("targets", "target"),
+                catalogue("numbers", "number"),
             ],
         }
         calls, *catalogue_resources = rest_api_resources(config)
     else:
         # Backfill window: the calls CREATED in [start, end), with the documented
         # filters (doc "V2 - Enumerate through Calls in a specific date/time range":
-        # created_at_start/created_at_end, RFC 3339). Inclusive start, exclusive end
+        # created_at_start/created_at_end, RFC 3339), midnights of report_timezone
+        # so the calls and the report days of a window agree. Inclusive start, exclusive end
         # is our reading of the doc's back-to-back day windows (2016-01-01T00:00 ..
         # 2016-01-02T00:00), the same as the emulator's. No `incremental`: dlt
         # neither reads nor writes the calls cursor. sort_by=created_at&order=asc
@@ -184,8 +191,8 @@ def retreaver_source(
         endpoint = {key: value for key, value in incremental_calls["endpoint"].items() if key != "incremental"}  # type: ignore[union-attr]
         endpoint["params"] = {
             **company,
-            "created_at_start": rfc3339_midnight(window[0]),
-            "created_at_end": rfc3339_midnight(window[1]),
+            "created_at_start": rfc3339_midnight(window[0], report_timezone),
+            "created_at_end": rfc3339_midnight(window[1], report_timezone),
             "sort_by": "created_at",
             "order": "asc",
             "per_page": calls_page_size,
@@ -199,11 +206,12 @@ def retreaver_source(
     # Reports are hand-written: rest_api cannot step a window back N days from a
     # stored day, nor cut a range into the < 2 year windows the doc demands.
     reports = RESTClient(base_url=base_url.rstrip("/") + "/", auth=auth, session=session)
-    report_hooks = create_response_hooks([on_auth_failure])
+    report_hooks = create_response_hooks([on_error])
 
     def report_pages(facet: str, start: date, end: date) -> Iterator[list[dict[str, Any]]]:
         # Doc "Reports": domain=calls and facet mandatory; dates YYYY-MM-DD, end
-        # exclusive (contract). Pages counted with count_total (no Link header).
+        # exclusive (contract). No Link header, and the doc's count/count_total
+        # count calls, not rows (2 rows: count 3): walked to the first empty page.
         params = {
             **company,
             "domain": "calls",
@@ -215,15 +223,13 @@ def retreaver_source(
         for page in reports.paginate(
             "api/v1/reports.json",
             params=params,
-            paginator=CountTotalPaginator(REPORT_PAGE_SIZE),
+            paginator=PageWalkPaginator("retreaver", max_pages),
             data_selector="data",
             hooks=report_hooks,
         ):
             yield [page] if isinstance(page, dict) else list(page)
 
-    report_columns = decimal_columns(REPORT_MONEY_FIELDS)
-
-    @dlt.resource(name="report_daily", primary_key="day", write_disposition="merge", columns={**report_columns, "day": {"data_type": "date"}})
+    @dlt.resource(name="report_daily", primary_key="day", write_disposition="merge", columns=columns("report_daily"))
     def report_daily() -> Iterator[list[dict[str, Any]]]:
         """facet=daily over [last loaded day - lookback, tomorrow): past days restate
         as late conversions land, so the lookback must exceed the ~3-day conversion delay.
@@ -254,10 +260,10 @@ def retreaver_source(
         name="report_campaign_daily",
         primary_key=("day", "campaign_id"),
         write_disposition="merge",
-        columns={**report_columns, "day": {"data_type": "date"}, "campaign_id": {"data_type": "bigint"}},
+        columns=columns("report_campaign_daily"),
     )
     def report_campaign_daily(days: Any) -> Iterator[list[dict[str, Any]]]:
-        """facet=campaign one UTC day at a time, only for days the daily facet says had
+        """facet=campaign one report day at a time, only for days the daily facet says had
         calls (empty days cost nothing). Row id = internal campaign id (= v2 campaign_id)."""
         for day in days_with_calls(days if isinstance(days, list) else [days]):
             for rows in report_pages("campaign", day, day + timedelta(days=1)):

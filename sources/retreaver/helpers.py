@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import date, timedelta
-from decimal import Decimal
-from typing import Any, Iterable, Iterator, Optional
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Callable, Iterable, Iterator, Optional
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
+import pendulum
 from dlt.common.configuration import configspec
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
-from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
-from requests import PreparedRequest, Response
+from dlt.sources.helpers.rest_client.paginators import BaseNextUrlPaginator
+from requests import PreparedRequest, Request, Response
 
+from sources._shared.http import record_skip
 from sources._shared.schema import to_decimal
-from sources.retreaver.settings import CALL_MONEY_FIELDS, FLATTENED_TAGS, REPORT_MONEY_FIELDS
+from sources.retreaver.settings import CALL_MONEY_FIELDS, REPORT_MONEY_FIELDS, UTM_TAGS
+
+log = logging.getLogger(__name__)
 
 
 @configspec
@@ -28,15 +33,124 @@ class QueryKeyAuth(APIKeyAuth):
         return super().__call__(request)
 
 
-def shape_call(call: dict[str, Any]) -> dict[str, Any]:
+class PaginationError(RuntimeError):
+    """A walk that cannot be trusted to end: the source fails, naming the endpoint."""
+
+
+class PageWalkPaginator(BaseNextUrlPaginator):
+    """``page`` from 1, following ``Link rel="next"`` when the answer has one and
+    otherwise asking for the next page number; the walk ends on an EMPTY page only.
+
+    Why hand-written: dlt's HeaderLinkPaginator ends at the first page without a
+    next link, but the doc shows the Link header for the v1 indexes only (doc
+    "Paginated"), not for v2 calls nor reports; and a page shorter than per_page
+    is no proof of the end either when the server caps per_page lower than asked.
+    dlt's PageNumberPaginator cannot follow a Link and stops silently at
+    ``maximum_page``. Guards, both loud: more than ``max_pages`` non-empty pages,
+    or a page identical to the one before (a server that ignores ``page``).
+    """
+
+    def __init__(self, source: str, max_pages: int) -> None:
+        super().__init__()
+        self.source = source
+        self.max_pages = max_pages
+        self.pages = 0
+        self._previous: Optional[bytes] = None
+
+    def init_request(self, request: Request) -> None:
+        self._has_next_page = True
+        self.pages = 0
+        self._previous = None
+        request.params = {**(request.params or {}), "page": 1}
+
+    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+        self.pages += 1
+        if not data:
+            self._next_reference = None
+            return
+        where = f"{self.source}: GET {urlsplit(response.url or '').path}"
+        digest = hashlib.sha256(response.content or b"").digest()
+        if digest == self._previous:
+            raise PaginationError(f"{where} answered page {self.pages} exactly like the page before: the server ignores `page`; stopped")
+        self._previous = digest
+        if self.pages >= self.max_pages:
+            raise PaginationError(
+                f"{where} still returns rows after {self.pages} pages: raise SOURCES__{self.source.upper()}__MAX_PAGES if that is expected"
+            )
+        link = response.links.get("next", {}).get("url")
+        self._next_reference = link or with_page(response.url, page_of(response.url) + 1)
+
+
+def page_of(url: str) -> int:
+    values = parse_qs(urlsplit(url or "").query).get("page")
+    try:
+        return int(values[-1]) if values else 1
+    except ValueError:
+        return 1
+
+
+def with_page(url: str, page: int) -> str:
+    """``url`` with its ``page`` parameter set, every other parameter kept."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("page", str(page))])))
+
+
+def tag_value(tags: Any, key: str) -> Optional[str]:
+    """The value of tag ``key`` on a call, whatever shape ``tags`` has.
+
+    Doc ("V2 - Get recent Calls"): ``tags`` is an object of strings, and a tag that
+    got several values holds them comma-joined (``"attempt": "<id>,<id>"``).
+    Also read: list values (``{"utm_source": ["a", "b"]}``) and a list of
+    key/value pairs (the doc's ``tag_values`` shape on targets and contacts).
+    Assumption (doc silent on which one counts): with several values the first
+    wins, the order the vendor lists them in. ``tags`` keeps them all as JSON.
+    """
+    values: list[Any] = []
+    if isinstance(tags, dict):
+        found = tags.get(key)
+        values = found if isinstance(found, list) else [found]
+    elif isinstance(tags, list):
+        values = [t.get("value") for t in tags if isinstance(t, dict) and t.get("key") == key]
+    for value in values:
+        if value is None:
+            continue
+        for part in str(value).split(","):
+            if part.strip():
+                return part.strip()
+    return None
+
+
+def call_shaper(email_tag: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Money to Decimal; the tags the transforms join on copied into columns."""
-    for field in CALL_MONEY_FIELDS:
-        if field in call:
-            call[field] = to_decimal(call[field])
-    tags = call.get("tags") or {}
-    for key in FLATTENED_TAGS:
-        call[f"tag_{key}"] = tags.get(key)
-    return call
+    tag_columns = {**{f"tag_{key}": key for key in UTM_TAGS}, "tag_email": email_tag}
+
+    def shape_call(call: dict[str, Any]) -> dict[str, Any]:
+        for field in CALL_MONEY_FIELDS:
+            if field in call:
+                call[field] = to_decimal(call[field])
+        tags = call.get("tags")
+        for column, key in tag_columns.items():
+            call[column] = tag_value(tags, key)
+        return call
+
+    return shape_call
+
+
+def keyed_rows(source: str, endpoint: str, key: str) -> Callable[[dict[str, Any]], bool]:
+    """Filter for a catalogue index: a row without ``key`` cannot be merged (dlt
+    fails the whole load package, calls included, on a null primary key), so it
+    is counted as skipped in ops.runs (``record_skip``) and logged, never loaded."""
+
+    def keep(row: dict[str, Any]) -> bool:
+        if row.get(key) not in (None, ""):
+            return True
+        detail = f"row without `{key}` skipped (keys: {', '.join(sorted(row)[:12])})"
+        record_skip(source, endpoint, None, detail)
+        log.warning("%s: %s: %s", source, endpoint, detail)
+        return False
+
+    return keep
 
 
 def shape_report_row(row: dict[str, Any], **keys: Any) -> dict[str, Any]:
@@ -44,28 +158,6 @@ def shape_report_row(row: dict[str, Any], **keys: Any) -> dict[str, Any]:
         if field in row:
             row[field] = to_decimal(row[field])
     return {**keys, **row}
-
-
-class CountTotalPaginator(PageNumberPaginator):
-    """Reports: ``page`` from 1; the body's ``count_total`` says when to stop.
-
-    Contract (api-docs/README.md, Retreaver): the response is {"count",
-    "count_total", "data"} and carries no Link header. dlt's total_path means a
-    page count, not a row count, hence this subclass.
-    """
-
-    def __init__(self, per_page: int) -> None:
-        super().__init__(base_page=1, page_param="page", total_path=None, stop_after_empty_page=True)
-        self.per_page = per_page
-        self.pages_read = 0
-
-    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
-        super().update_state(response, data)
-        self.pages_read += 1
-        total = response.json().get("count_total")
-        pages_read = self.pages_read
-        if total is not None and pages_read * self.per_page >= int(total):
-            self._has_next_page = False
 
 
 def report_windows(start: date, end: date, max_days: int) -> Iterator[tuple[date, date]]:
@@ -80,8 +172,8 @@ def days_with_calls(rows: Iterable[dict[str, Any]]) -> list[date]:
     return [r["day"] for r in rows if (r.get("total_calls") or 0) > 0]
 
 
-def rfc3339_midnight(day: date) -> str:
-    """UTC midnight of ``day`` in the format the doc gives for the calls filters
-    (doc "V2 - Get recent Calls": created_at_start ``YYYY-MM-DDTHH:MM:SS+HH:MM``,
+def rfc3339_midnight(day: date, timezone: str) -> str:
+    """Midnight of ``day`` in ``timezone`` in the format the doc gives for the calls
+    filters (doc "V2 - Get recent Calls": created_at_start ``YYYY-MM-DDTHH:MM:SS+HH:MM``,
     "formatted according to rfc3339"). Sent URL-encoded (``+`` as ``%2B``)."""
-    return f"{day.isoformat()}T00:00:00+00:00"
+    return pendulum.datetime(day.year, day.month, day.day, tz=timezone).isoformat()

@@ -266,7 +266,9 @@ def test_daily_and_campaign_reports_add_up_to_the_calls(sandbox, rt):
     days = sorted(truth["calls_by_day"])
     end = (datetime.fromisoformat(days[-1]) + timedelta(days=1)).date().isoformat()
     body = report(rt, facet="daily", created_at_start=days[0], created_at_end=end, per_page=100).json()
-    assert body["count"] == body["count_total"] == truth["report_daily"]["count"] == len(days)
+    assert len(body["data"]) == truth["report_daily"]["count"] == len(days)
+    # Like the doc's examples, count/count_total count calls, not rows.
+    assert body["count"] == body["count_total"] == truth["calls"]["count"]
     for row in body["data"]:
         day = truth["calls_by_day"][row["id"]]
         assert row["facet_name"] == row["id"]
@@ -275,8 +277,9 @@ def test_daily_and_campaign_reports_add_up_to_the_calls(sandbox, rt):
     assert sum(r["total_calls"] for r in body["data"]) == truth["calls"]["count"]
     assert sum(money(r["revenue"]) for r in body["data"]) == Decimal(truth["report_daily"]["sum_revenue"])
     paged = report(rt, facet="daily", created_at_start=days[0], created_at_end=end, page=3).json()
-    assert paged["count"] == min(25, len(days) - 50)
-    assert paged["count_total"] == len(days) and paged["data"][0]["id"] == days[50]
+    assert len(paged["data"]) == min(25, len(days) - 50) and paged["data"][0]["id"] == days[50]
+    assert paged["count"] == sum(r["total_calls"] for r in paged["data"])
+    assert paged["count_total"] == truth["calls"]["count"]
     # One campaign report per day, as a pipeline would read it.
     rows, calls, revenue = 0, 0, Decimal(0)
     for day in days:
@@ -310,6 +313,37 @@ def test_tag_value_report_only_for_indexed_tags(sandbox, rt):
     values = report(rt, tag_value_key="utm_campaign", per_page=1000, **params).json()
     assert sum(r["total_calls"] for r in values["data"]) == truth["calls"]["with_utm_campaign"]
     assert report(rt, tag_value_key="unindexed_tag_value", **params).json() == {"count": 0, "count_total": 0, "data": []}
+
+
+# ------------------------------------------------------------------- doc shapes
+
+
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_doc_shapes_answer_like_the_doc_examples(sandbox, rt):
+    """v2 pages without Link, campaigns/affiliates without "id", system_affiliate_id
+    null: the data stays the same, only the shapes change."""
+    truth = sandbox.truth("retreaver")["retreaver"]
+    url = rt.canary + "/api/v2/calls.json"
+    first = rt.get(url, sort_by="created_at", order="asc", per_page=100)
+    assert first.status_code == 200 and "Link" not in first.headers and len(first.json()) == 100
+    calls, page = [], 1
+    while True:
+        rows = rt.get(url, sort_by="created_at", order="asc", per_page=100, page=page).json()
+        if not rows:
+            break
+        calls += [r["call"] for r in rows]
+        page += 1
+    assert len(calls) == truth["calls"]["count"] == len({c["uuid"] for c in calls})
+    assert set(calls[0]) == V2_FIELDS
+    assert all(c["system_affiliate_id"] is None for c in calls)
+    assert any(c["afid"] for c in calls)  # the affiliates are still there (data unchanged)
+    # The v1 indexes keep their documented Link header.
+    assert rt.get(rt.api + "/calls.json", per_page=25).links["next"]
+    campaigns = rt.get(rt.api + "/campaigns.json").json()
+    assert "id" not in campaigns[0]["campaign"] and campaigns[0]["campaign"]["cid"]
+    affiliates = rt.get(rt.api + "/affiliates.json").json()
+    assert set(affiliates[0]["affiliate"]) == {"afid", "first_name", "last_name", "company_name", "updated_at", "created_at"}
+    assert "id" in rt.get(rt.api + "/targets.json").json()[0]["target"]  # the doc's targets show it
 
 
 # ------------------------------------------------------------- faults, determinism

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from pathlib import Path
 from decimal import Decimal
 from typing import Any
 
@@ -12,13 +13,15 @@ import pytest
 
 from sandbox.server import SandboxThread
 from sources._shared import http
-from tests.conftest import TEST_NOW, TEST_SEED
+from sources.retreaver.settings import CATALOGUE_KEYS, TABLE_COLUMNS
+from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
 
 # Requests of a run with nothing new: 1 calls page (the walk stops at the first row
-# older than cursor - lag), 1 page each for campaigns/affiliates/targets/numbers,
-# 1 daily report over [last day - 4, tomorrow) and 1 campaign report per day of
-# that window with calls (the sandbox's last 5 days all have calls).
-NOOP_REQUESTS = 1 + 4 + 1 + 5
+# older than cursor - lag), 2 pages each for campaigns/affiliates/targets/numbers
+# (every walk ends on an empty page), 2 for the daily report over [last day - 4,
+# tomorrow) and 2 for each campaign report of a day of that window with calls (the
+# sandbox's last 5 days all have calls).
+NOOP_REQUESTS = 1 + 4 * 2 + 2 + 5 * 2
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +66,9 @@ def assert_equals_truth(warehouse: Any, sandbox: Any) -> None:
     for table in ("report_daily", "report_campaign_daily"):
         assert report_totals(warehouse, table) == expected_report_totals(t, table), table
     assert warehouse.scalar("select count(*) - count(distinct (day, campaign_id)) from retreaver.report_campaign_daily") == 0
-    for table in ("campaigns", "affiliates", "targets", "numbers"):
+    for table, key in CATALOGUE_KEYS.items():
         n = t[table]["count"]
-        assert warehouse.query(f"select count(*), count(distinct id) from retreaver.{table}")[0] == (n, n), table
+        assert warehouse.query(f"select count(*), count(distinct {key}) from retreaver.{table}")[0] == (n, n), table
 
 
 def loaded(result: Any) -> Any:
@@ -74,12 +77,16 @@ def loaded(result: Any) -> Any:
     return source
 
 
+@both_sandbox_modes
 def test_full_load_equals_truth_then_noop_run_is_cheap(sandbox, warehouse):
+    """Doc-shaped: v2 pages carry no Link header, full pages are not the end."""
     source = loaded(warehouse.run("retreaver"))
     assert_equals_truth(warehouse, sandbox)
+    # Every walk ends on an empty page: calls, 4 catalogue indexes (one page each),
+    # the daily report and one campaign report per day.
     calls_pages = -(-truth(sandbox)["calls"]["count"] // 100)
     days = truth(sandbox)["report_daily"]["count"]
-    assert source.requests["requests"] == calls_pages + 4 + 1 + days
+    assert source.requests["requests"] == calls_pages + 1 + 4 * 2 + 2 + days * 2
 
     types = dict(
         warehouse.query(
@@ -150,11 +157,12 @@ def test_advance_then_run_updates_late_conversions_in_place_despite_faults(sandb
         assert row == (v["count"], v["converted"], Decimal(v["revenue"])), day
     # Only new and changed calls were asked for: about two days' worth of pages.
     calls_requests = [r for r in sandbox.requests("retreaver") if r["path"].endswith("/api/v2/calls.json") and r["status"] == 200]
-    full = -(-before["calls"]["count"] // 100)
+    full = -(-before["calls"]["count"] // 100) + 1  # the first run's walk ended on an empty page
     # The walk stops on the page holding the first call older than the cursor - lag.
     assert len(calls_requests) - full == -(-(source.rows["calls"] + 1) // 100)
 
 
+@both_sandbox_modes
 def test_call_updated_mid_walk_is_caught_by_the_next_run(sandbox, warehouse, monkeypatch):
     """Really interleave: advance the sandbox clock while the calls walk is between
     pages. Conversions land and new calls appear on page 1 behind us, later pages
@@ -208,6 +216,7 @@ def test_wrong_company_fails_with_403(sandbox, warehouse, monkeypatch):
     assert len(sandbox.requests("retreaver")) == 1
 
 
+@both_sandbox_modes
 def test_start_date_bounds_the_first_backfill(sandbox, warehouse):
     t = truth(sandbox)
     days = sorted(t["calls_by_day"])
@@ -281,6 +290,7 @@ def window_figures(warehouse: Any, start: str, end: str) -> dict[str, tuple]:
     return {"calls": {r[0]: r[1:] for r in calls}, "report_daily": {r[0]: r[1:] for r in reports}}
 
 
+@both_sandbox_modes
 def test_backfill_window_loads_created_calls_and_report_days_without_touching_state(sandbox, warehouse):
     t = truth(sandbox)
     days = sorted(t["calls_by_day"])
@@ -325,14 +335,16 @@ def test_backfill_window_loads_created_calls_and_report_days_without_touching_st
     log = sandbox.requests("retreaver", since=seq)
     assert not [r for r in log if r["path"] in CATALOGUE_PATHS]
     calls_requests = [r for r in log if r["path"] == "/api/v2/calls.json"]
-    assert len(calls_requests) == -(-source.rows["calls"] // 100)
+    assert len(calls_requests) == -(-source.rows["calls"] // 100) + 1  # + the empty page
     for r in calls_requests:
         q = r["query"]
         assert (q["created_at_start"], q["created_at_end"]) == (f"{start}T00:00:00+00:00", f"{end}T00:00:00+00:00")
         assert (q["sort_by"], q["order"], q["per_page"]) == ("created_at", "asc", "100")
     reports = [r["query"] for r in log if r["path"] == "/api/v1/reports.json"]
-    assert [(q["created_at_start"], q["created_at_end"]) for q in reports if q["facet"] == "daily"] == [(start, end)]
-    assert sorted(q["created_at_start"] for q in reports if q["facet"] == "campaign") == window_days
+    # Page 1 of each report, then its empty page 2.
+    assert [(q["created_at_start"], q["created_at_end"], q["page"]) for q in reports if q["facet"] == "daily"] == [(start, end, "1"), (start, end, "2")]
+    assert sorted(q["created_at_start"] for q in reports if q["facet"] == "campaign" and q["page"] == "1") == window_days
+    assert len(reports) == 2 * (1 + len(window_days))
     assert len(log) == len(calls_requests) + len(reports)
 
     # The cursor and last_day are exactly as the normal run left them.
@@ -362,3 +374,105 @@ def test_backfill_end_date_without_start_date_is_refused(sandbox, warehouse):
     assert source.status == "failed"
     assert "retreaver" in source.message and "end_date" in source.message and "start_date" in source.message
     assert sandbox.requests("retreaver") == []
+
+
+# ------------------------------------------------------- doc shapes, loud failures
+STAGING = sorted((Path(__file__).parents[2] / "transforms" / "staging").glob("stg_retreaver__*.sql"))
+
+
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_doc_shapes_full_pages_without_link_and_null_only_columns(sandbox, warehouse):
+    """v2 pages without Link (doc): a full page is not the end. Catalogue rows with
+    only the documented keys (no "id" on campaigns/affiliates) and a v2
+    system_affiliate_id that is always null still give every declared column, and
+    the staging models run."""
+    t = truth(sandbox)
+    start = sorted(t["calls_by_day"])[-3]
+    source = loaded(warehouse.run("retreaver", retreaver={"start_date": start}))
+    created_since = sum(v["count"] for d, v in t["calls_by_day"].items() if d >= start)
+    assert created_since > 300 and source.rows["calls"] >= created_since
+    pages = [r for r in sandbox.requests("retreaver") if r["path"] == "/api/v2/calls.json"]
+    assert [r["query"]["page"] for r in pages] == [str(n) for n in range(1, len(pages) + 1)]
+    for table, columns in TABLE_COLUMNS.items():
+        present = {r[0] for r in warehouse.query(
+            "select column_name from information_schema.columns where table_schema = 'retreaver' and table_name = ?", [table]
+        )}
+        assert set(columns) <= present, (table, set(columns) - present)
+    assert warehouse.scalar("select count(*) from retreaver.calls where system_affiliate_id is not null") == 0
+    assert warehouse.query("select count(*), count(id), count(distinct cid) from retreaver.campaigns")[0] == (t["campaigns"]["count"], 0, t["campaigns"]["count"])
+    assert warehouse.query("select count(*), count(distinct afid) from retreaver.affiliates")[0] == (t["affiliates"]["count"],) * 2
+    assert len(STAGING) == 3
+    for path in STAGING:
+        assert warehouse.query(f"select count(*) from ({path.read_text()})")[0][0] > 0, path.name
+
+
+def test_catalogue_rows_without_their_key_are_counted_and_do_not_sink_the_calls(sandbox, warehouse, monkeypatch):
+    from sandbox.retreaver import routes
+
+    render = routes.render_target
+
+    def without_id(store: Any, index: int) -> dict[str, Any]:
+        row = render(store, index)
+        if index % 5 == 0:
+            del row["target"]["id"]
+        return row
+
+    monkeypatch.setattr(routes, "render_target", without_id)
+    t = truth(sandbox)
+    dropped = len(range(0, t["targets"]["count"], 5))
+    source = loaded(warehouse.run("retreaver", retreaver={"start_date": sorted(t["calls_by_day"])[-2]}))
+    assert source.rows["calls"] > 0 and source.rows["campaigns"] == t["campaigns"]["count"]
+    assert warehouse.scalar("select count(*) from retreaver.targets") == t["targets"]["count"] - dropped
+    assert source.requests["skipped_entities"] == dropped
+    assert {s["endpoint"] for s in source.requests["skipped"]} == {"GET /targets.json"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("429", "/api/v2/calls.json"), ("404", "/targets.json"), ("404", "/api/v1/reports.json")],
+)
+def test_persistent_error_on_one_endpoint_fails_the_source_loudly(sandbox, warehouse, monkeypatch, kind, path):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    sandbox.add_fault(kind, api="retreaver", path_contains=path, retry_after=0)
+    start = sorted(truth(sandbox)["calls_by_day"])[-1]
+    (source,) = warehouse.run("retreaver", retreaver={"start_date": start}).sources
+    assert source.status == "failed"
+    assert "retreaver" in source.message and kind in source.message and path in source.message, source.message
+    assert sandbox.env()["SOURCES__RETREAVER__API_KEY"] not in source.message
+    hits = [r for r in sandbox.requests("retreaver") if path in r["path"]]
+    assert len(hits) == (2 if kind == "429" else 1)  # 429 retried, 404 not
+
+
+def test_a_walk_that_never_ends_fails_loudly(sandbox, warehouse):
+    (source,) = warehouse.run("retreaver", retreaver={"max_pages": 3}).sources
+    assert source.status == "failed"
+    assert "retreaver" in source.message and "MAX_PAGES" in source.message, source.message
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({"utm_campaign": "spring", "email": "A@x.test"}, ("spring", None, "A@x.test")),
+        ({"utm_campaign": "spring,summer", "utm_source": " fb "}, ("spring", "fb", None)),  # doc: values comma-joined
+        ({"utm_campaign": ["spring", "summer"], "utm_source": []}, ("spring", None, None)),
+        ([{"key": "utm_source", "value": "fb", "id": 1}, {"key": "email", "value": "a@x.test"}], (None, "fb", "a@x.test")),
+        (None, (None, None, None)),
+        ({}, (None, None, None)),
+    ],
+)
+def test_tags_are_flattened_from_every_shape(tags, expected):
+    from sources.retreaver.helpers import call_shaper
+
+    call = call_shaper("email")({"uuid": "u", "tags": tags, "revenue": 5.0, "total_cost": "0.08"})
+    assert (call["tag_utm_campaign"], call["tag_utm_source"], call["tag_email"]) == expected
+    assert call["revenue"] == Decimal("5.0") and call["total_cost"] == Decimal("0.08")
+    assert call_shaper("caller_email")({"tags": {"caller_email": "b@x.test", "email": "no"}})["tag_email"] == "b@x.test"
+
+
+def test_report_timezone_sets_the_window_midnights():
+    from datetime import date
+
+    from sources.retreaver.helpers import rfc3339_midnight
+
+    assert rfc3339_midnight(date(2026, 1, 5), "UTC") == "2026-01-05T00:00:00+00:00"
+    assert rfc3339_midnight(date(2026, 1, 5), "America/New_York") == "2026-01-05T00:00:00-05:00"
