@@ -104,6 +104,22 @@ class Advertiser:
     reporting_week: str
 
 
+# Doc "Get all Accounts": the second account is a Twitter one ("src": "tw") with
+# "funding_instruments" and no "currency". The world's accounts are Facebook ones;
+# this Marin-only account has one media plan of paused Twitter campaigns, which
+# have no ad sets (doc "Create a new Ad Set": "Only available for Facebook
+# Campaigns"), no ads and no statistics, so the other APIs and every statistics
+# total are the same as without it.
+TWITTER_ACCOUNT = Account("act_2001", "Acme Outdoor Twitter", None, "America/Chicago")  # type: ignore[arg-type]
+TWITTER_FUNDING_INSTRUMENTS = ("a1b2c3",)
+TWITTER_PLAN_ID = "951"
+# (id, name, created_day, daily_budget, lifetime_budget) of the Twitter campaigns.
+TWITTER_CAMPAIGNS = (
+    ("23849990001", "Always-On Boots - Followers", 5, 10, 200),
+    ("23849990002", "Launch Kayaks - Promoted Tweets", 12, 25, 750),
+)
+
+
 @dataclass(frozen=True)
 class MediaPlan:
     id: str
@@ -116,6 +132,7 @@ class MediaPlan:
     business_manager_id: str
     report_hash: str
     lead_value_cents: int  # what one lead is worth to this plan (leadgen.other amount)
+    src: str = "fb"
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,8 @@ class Campaign:
     daily_budget: int
     special_ad_category: str
     report_hash: str
+    src: str = "fb"
+    lifetime_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +202,7 @@ def cents_to_json(cents: int) -> int | float:
 class MarinStore:
     def __init__(self, world: World) -> None:
         self.world = world
-        self.accounts: list[Account] = list(world.accounts)
+        self.accounts: list[Account] = [*world.accounts, TWITTER_ACCOUNT]
         self.account_by_id = {a.id: a for a in self.accounts}
         self.tz = {a.id: ZoneInfo(a.timezone) for a in self.accounts}
         self.account_network_id = {a.id: str(world.rng("marin-account", a.id).randint(10**17, 10**18 - 1)) for a in self.accounts}
@@ -197,6 +216,7 @@ class MarinStore:
         self.plan_by_io = {p.io_number: p for p in self.media_plans}
         for i, source in enumerate(world.marin_campaigns):
             self._add_campaign(i, source)
+        self._add_twitter()
         self.campaign_by_id = {c.id: c for c in self.campaigns}
         self.adset_by_id = {s.id: s for sets in self.adsets_by_campaign.values() for s in sets}
         self.ad_by_id = {a.id: a for ads in self.ads_by_adset.values() for a in ads}
@@ -275,6 +295,30 @@ class MarinStore:
             n_ads = rng.randint(1, 3)
             self.ads_by_adset[adset_id] = [self._make_ad(campaign, plan, adset, j, k, n_sets * n_ads) for k in range(n_ads)]
         self.adsets_by_campaign[campaign.id] = sets
+
+    def _add_twitter(self) -> None:
+        rng = self.world.rng("marin-twitter")
+        plan = MediaPlan(
+            id=TWITTER_PLAN_ID,
+            name=f"{TWITTER_ACCOUNT.name} - Traffic",
+            account_id=TWITTER_ACCOUNT.id,
+            advertiser_id="101",
+            io_number=f"IO-{self.world.seed % 1000:03d}-{TWITTER_PLAN_ID}",
+            general_objective="outside_traffic",
+            account_network_id=self.account_network_id[TWITTER_ACCOUNT.id],
+            business_manager_id=str(rng.randint(10**15, 10**16 - 1)),
+            report_hash=f"{rng.getrandbits(96):024x}",
+            lead_value_cents=0,
+            src="tw",
+        )
+        self.media_plans.append(plan)
+        self.plan_by_id[plan.id] = plan
+        self.plan_by_io[plan.io_number] = plan
+        for cid, name, created, daily, lifetime in TWITTER_CAMPAIGNS:
+            self.campaigns.append(
+                Campaign(cid, name, -1, TWITTER_ACCOUNT.id, plan.id, created, daily, "none", f"{rng.getrandbits(96):024x}", "tw", lifetime)
+            )
+            self.adsets_by_campaign[cid] = []
 
     def _make_ad(self, campaign: Campaign, plan: MediaPlan, adset: AdSet, j: int, k: int, share: int) -> Ad:
         ad_id = str(23860000000 + campaign.index * 100 + j * 10 + k)
@@ -457,6 +501,8 @@ class MarinStore:
             currency = self.account_by_id[campaign.account_id].currency
             today = self.local_today(campaign.account_id)
             ads = self.ads_of_campaign(campaign.id)
+            if not ads:  # Twitter campaigns: no ads, no statistics rows
+                continue
             for day in self.campaign_days(campaign):
                 day_sum = [0] * VECTOR_LEN
                 for ad in ads:

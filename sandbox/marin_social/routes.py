@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import urlencode
 
 from sandbox.core import HTTPError, Request, Response, Router
 from sandbox.marin_social.models import (
@@ -14,6 +15,7 @@ from sandbox.marin_social.models import (
     Ad,
     AdSet,
     Campaign,
+    TWITTER_FUNDING_INSTRUMENTS,
     MarinStore,
     MediaPlan,
     nb_pages,
@@ -27,6 +29,9 @@ MAX_LIMIT = 300  # vendor doc: "The maximum number of resource by page (Max 300)
 REPORT_URL = "https://social.marinsoftware.com/report/en/spent/"
 _CAMPAIGN_NAMING = "{campaign-name}-{age-min}-{age-max}-{country}-{interest}"
 _ADS_NAMING = "{campaign-name}-{age-min}-{age-max}-{picture}-{title}"
+# The doc's Twitter campaign example ("Get all Campaigns of your agency", campaign 2).
+_TW_CAMPAIGN_NAMING = "{campaign-name}-{country}-{gender}-{interest}-{twitteraccounts}-{keywords}"
+_TW_ADS_NAMING = "{campaign-name}-{country}-{gender}-{interest}-{twitteraccounts}-{keywords}-{tweetId}"
 _CITY = {"America/New_York": "New York", "America/Los_Angeles": "Los Angeles", "Europe/Berlin": "Berlin", "Europe/London": "London"}
 _COUNTRY = {"America/New_York": "US", "America/Los_Angeles": "US", "Europe/Berlin": "DE", "Europe/London": "GB"}
 
@@ -58,6 +63,14 @@ class MarinRouter(Router):
 
 # ------------------------------------------------------------------ serialisers
 def account_json(store: MarinStore, a: Account) -> dict[str, Any]:
+    if a.currency is None:
+        # Doc "Get all Accounts", the Twitter example: no currency, no country, a
+        # funding_instruments list. The default mode shows the missing ones as null.
+        out: dict[str, Any] = {"id": a.id, "network_id": store.account_network_id[a.id], "name": a.name}
+        if not store.world.doc_shapes:
+            out.update({"currency": None, "country": None})
+        out.update({"timezone": a.timezone, "funding_instruments": list(TWITTER_FUNDING_INSTRUMENTS), "active": True, "src": "tw"})
+        return out
     return {
         "id": a.id,
         "network_id": store.account_network_id[a.id],
@@ -87,7 +100,7 @@ def plan_json(p: MediaPlan) -> dict[str, Any]:
         "account_id": p.account_id,
         "autopause_value": "0",
         "business_manager_id": p.business_manager_id,
-        "src": "fb",
+        "src": p.src,
         "url_reporting": REPORT_URL + p.report_hash,
         "url_connection": f"https://social.marinsoftware.com/datagrid/{p.id}",
     }
@@ -97,6 +110,26 @@ def campaign_json(store: MarinStore, c: Campaign, with_category: bool = True) ->
     # Start: midnight in the account's timezone of its first day of statistics,
     # shown in UTC with the doc's "+0000" offset format.
     start = store.midnight(c.account_id, store.world.day(c.created_day))
+    if c.src == "tw":
+        # Exactly the keys of the doc's Twitter campaign example: lifetime_budget and
+        # funding_instrument_id, no budget_type, budget or special_ad_category.
+        return {
+            "client_id": c.client_id,
+            "daily_budget": c.daily_budget,
+            "url_reporting": REPORT_URL + c.report_hash,
+            "src": "tw",
+            "lifetime_budget": c.lifetime_budget,
+            "archived": False,
+            "id": c.id,
+            "name": c.name,
+            "start_date": start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "campaign_naming": _TW_CAMPAIGN_NAMING,
+            "ads_naming": _TW_ADS_NAMING,
+            "deleted": False,
+            "account_id": c.account_id,
+            "funding_instrument_id": TWITTER_FUNDING_INSTRUMENTS[0],
+            "status": "pause",
+        }
     out: dict[str, Any] = {
         "status": "play",
         "account_id": c.account_id,
@@ -172,10 +205,11 @@ def ad_json(store: MarinStore, ad: Ad) -> dict[str, Any]:
 
 # ------------------------------------------------------------------- helpers
 def paginate(request: Request, items: Sequence[T], render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    """Vendor doc, "Pagination": resources under ``data``, pagination under ``range``;
-    ``range.next`` is the absolute URL of the next page with every parameter kept
-    (key included, as the doc's examples show) and null on the last page.
-    Only the page's items are rendered."""
+    """Vendor doc, "Pagination": resources under ``data``, pagination under ``range``.
+    ``range.next`` is the absolute URL of the next page carrying only ``limit``,
+    ``key`` and ``page``, as every doc example shows: NOT the request's other
+    parameters (``level``, ``aggregate``, dates), so a client must ask for page N
+    itself. Null on the last page (contract). Only the page's items are rendered."""
     limit = request.int_arg("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)  # above 300: capped
     page = request.int_arg("page", 1, minimum=1)
     chunk = [render(item) for item in items[(page - 1) * limit : page * limit]]
@@ -188,9 +222,14 @@ def paginate(request: Request, items: Sequence[T], render: Callable[[T], dict[st
             "nb_pages": nb_pages(len(items), limit),
             "page": page,
             "results": len(chunk),
-            "next": request.url_with(page=page + 1) if more else None,
+            "next": _next_url(request, limit, page + 1) if more else None,
         },
     }
+
+
+def _next_url(request: Request, limit: int, page: int) -> str:
+    query = {"limit": limit, "key": request.arg("key") or "", "page": page}
+    return f"{request.base_url}{request.path}?{urlencode(query)}"
 
 
 def _plan(store: MarinStore, request: Request) -> MediaPlan:
@@ -316,6 +355,11 @@ def build_router(store: MarinStore, api_key: str) -> MarinRouter:
     @router.route("GET", "/clients/{mp}/campaigns/{cid}/adsets")
     def list_adsets(request: Request) -> Any:
         campaign = _campaign(store, request)[1]
+        if campaign.src != "fb" and store.world.doc_shapes:
+            # Doc: ad sets are "Only available for Facebook Campaigns"; what GET
+            # answers for another campaign is unsaid: doc mode refuses (404), the
+            # default mode answers an empty list.
+            raise fail(404, f"Campaign {campaign.id} has no ad sets (src {campaign.src})")
         return paginate(request, store.adsets_by_campaign[campaign.id], adset_json)
 
     @router.route("GET", "/clients/{mp}/campaigns/{cid}/adsets/{sid}")

@@ -2,7 +2,9 @@
 ads, and daily statistics per campaign and per ad.
 
 Dimensions carry no created/updated timestamps (contract), so they are re-read
-whole every run and merged on id. Statistics are read per media plan with
+whole every run and merged on id. Every list is read page by page with our own
+parameters and checked against ``range.total`` (helpers.CheckedPages); every
+non-2xx answer that retries do not cure fails the resource (``error_hook``). Statistics are read per media plan with
 ``aggregate=day`` over a window that starts RESTATEMENT_DAYS before the last loaded
 day (contract: the last 3 days may be restated) and merged on (object id, date).
 
@@ -14,6 +16,7 @@ the unselected parent of the statistics). See docs/sources/marin_social.md.
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 from typing import Any, Callable, Iterator, Optional
 
@@ -21,14 +24,14 @@ import dlt
 import pendulum
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
-from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import error_hook, session_for
+from sources._shared.http import error_hook, record_skip, session_for
 from sources._shared.window import backfill_window
-from sources._shared.schema import decimal_columns, timestamp_columns
 from sources.marin_social.helpers import (
+    CheckedPages,
     conversion_names,
+    has_ad_sets,
     rename,
     restated_from,
     shape_stats_row,
@@ -36,29 +39,34 @@ from sources.marin_social.helpers import (
     window_bounds,
 )
 from sources.marin_social.settings import (
-    AD_MONEY_FIELDS,
-    ADSET_MONEY_FIELDS,
-    CAMPAIGN_MONEY_FIELDS,
-    CAMPAIGN_TIMESTAMP_FIELDS,
+    AD_SET_NETWORKS,
     CONVERSION_METRICS,
     DEFAULT_BACKFILL_DAYS,
     DEFAULT_BASE_URL,
+    DEFAULT_CAMPAIGN_SRC,
     PAGE_SIZE,
     RESTATEMENT_DAYS,
     STATS_LEVELS,
     STATS_MONEY_FIELDS,
+    TABLE_COLUMNS,
 )
 
+SOURCE = "marin_social"
+# Doc "Status code": 4xx bodies carry {"message": ...}. 2xx passes; 401/403 fail at
+# once (contract: not retried); 429/5xx are retried, then fail; any other status
+# (400, 404, ...) fails the resource naming source, endpoint and status.
+raise_on_error = error_hook(SOURCE, "message")
+ERROR_HOOKS = {"response": [raise_on_error]}
 
-# Doc "Status code": 403 Access denied, body {"message": ...}; contract: 401/403 not retried.
-raise_on_denied = error_hook("marin_social", "message")
-DENIED_HOOKS = {"response": [raise_on_denied]}
+
+def _columns(table: str) -> dict[str, Any]:
+    return copy.deepcopy(TABLE_COLUMNS[table])
 
 
-def _paginator() -> JSONLinkPaginator:
-    # Doc "Pagination" + contract: range.next is the absolute URL of the next page
-    # (every parameter kept), absent or null on the last page.
-    return JSONLinkPaginator(next_url_path="range.next")
+def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Every page of one list, each asked for with ``params`` (a fresh paginator:
+    dlt uses a paginator passed in as is, and this one counts the rows it reads)."""
+    yield from client.paginate(path, params=params, paginator=CheckedPages(SOURCE), hooks=ERROR_HOOKS)
 
 
 # Nested values (main_metrics, targeting, placement, funding instruments) stay in
@@ -73,6 +81,10 @@ def marin_social_source(
     restatement_days: int = RESTATEMENT_DAYS,
     # A toml list, a JSON list or a comma-separated string (see helpers.conversion_names).
     conversion_metrics: Optional[str] = None,
+    # Rows per page (`limit`); the doc's maximum is 300.
+    page_size: int = PAGE_SIZE,
+    # Campaign `src` values that have ad sets (same formats as conversion_metrics).
+    ad_set_networks: Optional[str] = None,
 ) -> Any:
     base_url = base_url.rstrip("/") + "/"
     window = backfill_window("marin_social", start_date, end_date)
@@ -81,70 +93,55 @@ def marin_social_source(
     # request. dlt's query-string auth keeps it out of our code paths; the shared
     # session masks it in connection errors.
     auth = APIKeyAuth(name="key", api_key=api_key, location="query")
-    session = session_for("marin_social", secrets=[api_key])
-    list_params = {"limit": PAGE_SIZE}
+    session = session_for(SOURCE, secrets=[api_key])
+    page_size = int(page_size)
+    if not 1 <= page_size <= PAGE_SIZE:
+        raise ValueError(f"marin_social: page_size must be between 1 and {PAGE_SIZE} (doc: limit max 300), not {page_size}")
+    list_params = {"limit": page_size}
+
+    def endpoint(path: str) -> dict[str, Any]:
+        # Doc "Pagination": every list answers {"data": [...], "range": {...}}. One
+        # paginator per resource (it counts that resource's rows).
+        return {"path": path, "params": list_params, "paginator": CheckedPages(SOURCE), "data_selector": "data", "response_actions": [raise_on_error]}
 
     config: RESTAPIConfig = {
-        "client": {"base_url": base_url, "auth": auth, "session": session, "paginator": _paginator()},
+        "client": {"base_url": base_url, "auth": auth, "session": session},
         "resource_defaults": {
             # Contract: objects carry no created_at/updated_at, so every run re-reads
             # them whole and merges on id.
             "write_disposition": "merge",
             "primary_key": "id",
-            # Doc "Pagination": every list answers {"data": [...], "range": {...}}.
-            "endpoint": {"data_selector": "data", "params": list_params, "response_actions": [raise_on_denied]},
         },
         "resources": [
-            # funding_instruments: a list on Twitter accounts (doc example); kept as JSON.
-            {"name": "accounts", "endpoint": {"path": "accounts"}, "columns": {"funding_instruments": {"data_type": "json"}}},
-            {"name": "advertisers", "endpoint": {"path": "advertisers"}},
+            {"name": "accounts", "endpoint": endpoint("accounts"), "columns": _columns("accounts")},
+            {"name": "advertisers", "endpoint": endpoint("advertisers"), "columns": _columns("advertisers")},
             # Doc: media plans are the `/clients` endpoints.
-            {"name": "media_plans", "endpoint": {"path": "clients"}},
+            {"name": "media_plans", "endpoint": endpoint("clients"), "columns": _columns("media_plans")},
             {
                 "name": "campaigns",
                 # Doc "Get all Campaigns of a media plan" (its objects carry
                 # special_ad_category, the agency-wide list's do not).
-                "endpoint": {"path": "clients/{resources.media_plans.id}/campaigns", "params": list_params},
+                "endpoint": endpoint("clients/{resources.media_plans.id}/campaigns"),
                 "include_from_parent": ["id"],
                 "processing_steps": [{"map": rename({"_media_plans_id": "media_plan_id"})}],
-                "columns": {**decimal_columns(CAMPAIGN_MONEY_FIELDS), **timestamp_columns(CAMPAIGN_TIMESTAMP_FIELDS)},
-            },
-            {
-                "name": "ad_sets",
-                # Doc "Get Ad Sets from Campaign": ad sets carry no campaign id, the path has it.
-                "endpoint": {"path": "clients/{resources.campaigns.media_plan_id}/campaigns/{resources.campaigns.id}/adsets", "params": list_params},
-                "include_from_parent": ["id", "media_plan_id"],
-                "processing_steps": [{"map": rename({"_campaigns_id": "campaign_id", "_campaigns_media_plan_id": "media_plan_id"})}],
-                "columns": decimal_columns(ADSET_MONEY_FIELDS),
-            },
-            {
-                "name": "ads",
-                # Doc: ad objects carry no adset_id; "Get Ads from Adset" links them.
-                "endpoint": {
-                    "path": "clients/{resources.ad_sets.media_plan_id}/campaigns/{resources.ad_sets.campaign_id}/adsets/{resources.ad_sets.id}/ads",
-                    "params": list_params,
-                },
-                "include_from_parent": ["id", "campaign_id", "media_plan_id"],
-                "processing_steps": [
-                    {"map": rename({"_ad_sets_id": "adset_id", "_ad_sets_campaign_id": "campaign_id", "_ad_sets_media_plan_id": "media_plan_id"})}
-                ],
-                # Targeting and placement are nested objects of lists: kept as JSON.
-                "columns": {**decimal_columns(AD_MONEY_FIELDS), "target": {"data_type": "json"}, "placement": {"data_type": "json"}},
+                "columns": _columns("campaigns"),
             },
         ],
     }
     resources = {r.name: r for r in rest_api_resources(config)}
+    client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector="data")
+    networks = conversion_names(ad_set_networks or AD_SET_NETWORKS)
+    children = _children(client, resources["campaigns"], list_params, networks)
 
     # Hand-written below (dlt has no per-parent incremental): each media plan keeps
     # its own last loaded day, because (1) the window must start at a midnight of
     # the plan's ACCOUNT timezone, which rest_api's one `convert` cannot know, and
     # (2) one cursor for every plan would give a plan first seen later (or an
     # account far from the others' timezone) too short a window.
-    client = RESTClient(base_url=base_url, auth=auth, session=session, paginator=_paginator(), data_selector="data")
-    accounts = _account_lookup(client)
+    accounts = _account_lookup(client, list_params)
     names = conversion_names(conversion_metrics or CONVERSION_METRICS)
     stats = [
-        _stats_resource(table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window)
+        _stats_resource(table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window, page_size)
         for table, (level, id_column) in STATS_LEVELS.items()
     ]
     if window is not None:
@@ -155,21 +152,68 @@ def marin_social_source(
         # Its children (campaigns, ad sets, ads) are left out, so never requested.
         resources["media_plans"].selected = False
         return [resources["media_plans"], *stats]
-    return [*resources.values(), *stats]
+    return [*resources.values(), *children, *stats]
 
 
-def _account_lookup(client: RESTClient) -> Callable[[], dict[str, dict[str, Any]]]:
+def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networks: frozenset[str]) -> list[Any]:
+    """Ad sets and ads, hand-written because the endpoint depends on the campaign
+    (rest_api builds one path for every parent row): doc "Create a new Ad Set":
+    "Only available for Facebook Campaigns", so ad sets (and their ads, via "Get Ads
+    from Adset", the only way to link an ad to its ad set) are read for campaigns of
+    ``networks``; the others' ads via "Get Ads from Campaign", adset_id null."""
+
+    def campaign_path(campaign: dict[str, Any]) -> str:
+        return f"clients/{campaign['media_plan_id']}/campaigns/{campaign['id']}"
+
+    @dlt.transformer(data_from=campaigns, name="ad_sets", write_disposition="merge", primary_key="id", columns=_columns("ad_sets"))
+    def ad_sets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        for campaign in page:
+            if has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC):
+                # Doc "Get Ad Sets from Campaign": ad sets carry no campaign id, the path has it.
+                for rows in _walk(client, campaign_path(campaign) + "/adsets", params):
+                    yield [{**s, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for s in rows]
+
+    @dlt.transformer(data_from=ad_sets, name="ads", write_disposition="merge", primary_key="id", columns=_columns("ads"))
+    def ads(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        for adset in page:
+            path = f"clients/{adset['media_plan_id']}/campaigns/{adset['campaign_id']}/adsets/{adset['id']}/ads"
+            for rows in _walk(client, path, params):
+                yield [{**a, "adset_id": adset["id"], "campaign_id": adset["campaign_id"], "media_plan_id": adset["media_plan_id"]} for a in rows]
+
+    @dlt.transformer(data_from=campaigns, name="campaign_ads", table_name="ads", write_disposition="merge", primary_key="id", columns=_columns("ads"))
+    def campaign_ads(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        for campaign in page:
+            if not has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC):
+                for rows in _walk(client, campaign_path(campaign) + "/ads", params):
+                    yield [{**a, "adset_id": None, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for a in rows]
+
+    return [ad_sets, ads, campaign_ads]
+
+
+def _account_lookup(client: RESTClient, params: dict[str, Any]) -> Callable[[], dict[str, dict[str, Any]]]:
     """Accounts by id, read once per run on first use (one request): statistics
     need each media plan's account timezone and currency."""
     cache: dict[str, dict[str, Any]] = {}
 
     def lookup() -> dict[str, dict[str, Any]]:
         if not cache:
-            for page in client.paginate("accounts", params={"limit": PAGE_SIZE}, hooks=DENIED_HOOKS):
+            for page in _walk(client, "accounts", params):
                 cache.update({str(a["id"]): a for a in page})
         return cache
 
     return lookup
+
+
+def _plan_account(plan: dict[str, Any], accounts: Callable[[], dict[str, dict[str, Any]]], level: str) -> Optional[dict[str, Any]]:
+    """The media plan's account, or None after recording the plan as skipped: a plan
+    whose account is not in /accounts (or has no timezone) has no account-local days
+    to ask for, and must not cost the other plans their statistics."""
+    account = accounts().get(str(plan.get("account_id")))
+    if account is not None and account.get("timezone"):
+        return account
+    why = "is not in /accounts" if account is None else "has no timezone"
+    record_skip(SOURCE, f"GET /clients/{plan['id']}/statistics (level={level})", None, f"account {plan.get('account_id')} of media plan {plan['id']} {why}")
+    return None
 
 
 def _stats_resource(
@@ -183,21 +227,14 @@ def _stats_resource(
     restatement_days: int,
     conversions: frozenset[str],
     window: Optional[tuple[date, date]] = None,
+    page_size: int = PAGE_SIZE,
 ) -> Any:
     @dlt.transformer(
         data_from=media_plans,
         name=table,
         write_disposition="merge",
         primary_key=(id_column, "date"),
-        columns={
-            "date": {"data_type": "date"},
-            **decimal_columns(STATS_MONEY_FIELDS),
-            "conversions": {"data_type": "bigint"},
-            "impression": {"data_type": "bigint"},
-            "click": {"data_type": "bigint"},
-            "main_metrics": {"data_type": "json"},
-            "other_metrics": {"data_type": "json"},
-        },
+        columns=_columns(table),
     )
     def stats(plans: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         if window is not None:
@@ -208,10 +245,12 @@ def _stats_resource(
             # (last_date_by_media_plan) is neither read nor written (not even
             # setdefault), so the next normal run's windows are unchanged.
             for plan in plans:
-                account = accounts()[str(plan["account_id"])]
+                account = _plan_account(plan, accounts, level)
+                if account is None:
+                    continue
                 start, end = window_bounds(window, account["timezone"])
-                params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": PAGE_SIZE}
-                for page in client.paginate(f"clients/{plan['id']}/statistics", params=params, hooks=DENIED_HOOKS):
+                params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": page_size}
+                for page in _walk(client, f"clients/{plan['id']}/statistics", params):
                     yield [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
             return
         # Media plan id -> its last loaded day (YYYY-MM-DD, account-local). Saved with
@@ -219,16 +258,18 @@ def _stats_resource(
         last_days: dict[str, str] = dlt.current.resource_state().setdefault("last_date_by_media_plan", {})
         for plan in plans:
             plan_id = str(plan["id"])
-            account = accounts()[str(plan["account_id"])]
+            account = _plan_account(plan, accounts, level)
+            if account is None:
+                continue
             # Contract: the last RESTATEMENT_DAYS days may still change: re-read them.
             first = restated_from(last_days.get(plan_id), restatement_days, first_day)
             start, end = stats_window(first, account["timezone"])
-            params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": PAGE_SIZE}
+            params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": page_size}
             newest = last_days.get(plan_id)
             # Doc "Get statistics about specific Media plan": level=campaign|ad gives
             # one row per object and day of the whole plan (contract: `date`, the
             # object's id and client_id on each row).
-            for page in client.paginate(f"clients/{plan_id}/statistics", params=params, hooks=DENIED_HOOKS):
+            for page in _walk(client, f"clients/{plan_id}/statistics", params):
                 rows = [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
                 newest = max([newest or "", *(r["date"] for r in rows)]) or None
                 yield rows

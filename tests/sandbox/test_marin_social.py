@@ -15,12 +15,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from sandbox.marin_social.models import TWITTER_ACCOUNT, TWITTER_CAMPAIGNS, TWITTER_PLAN_ID
 from sandbox.world import World
-from tests.conftest import TEST_NOW, TEST_SEED
+from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
 
 API = "marin_social"
 CONVERSIONS = ("leadgen.other", "app_custom_event.fb_mobile_purchase", "mobile_app_install")
 ACCOUNT_KEYS = {"id", "network_id", "name", "currency", "timezone", "country", "active", "src"}
+# The doc's Twitter account example: no currency, no country, funding_instruments.
+TW_ACCOUNT_KEYS = {"id", "network_id", "name", "timezone", "funding_instruments", "active", "src"}
+TW_CAMPAIGN_KEYS = {
+    "client_id", "daily_budget", "url_reporting", "src", "lifetime_budget", "archived", "id", "name", "start_date",
+    "campaign_naming", "ads_naming", "deleted", "account_id", "funding_instrument_id", "status",
+}  # fmt: skip
+TW_CAMPAIGN_IDS = {c[0] for c in TWITTER_CAMPAIGNS}
 PLAN_KEYS = {
     "id", "margin_type", "advertiser_id", "deleted", "general_objective", "archived", "name", "account_network_id",
     "ads_naming", "margin_value", "io_number", "campaign_naming", "account_id", "autopause_value",
@@ -64,19 +72,21 @@ class Marin:
         return response.json(parse_float=Decimal)
 
     def walk(self, path: str, **params: Any) -> tuple[list[dict[str, Any]], int]:
-        """Follow ``range.next`` to the end; returns the rows and the page count."""
-        body = self.ok(path, **params)
-        rows, pages = list(body["data"]), 1
-        while body["range"]["next"]:
-            url = body["range"]["next"]
-            assert url.startswith(self.base + path + "?") and f"key={self.key}" in url
-            response = self.http.get(url, timeout=30)
-            assert response.status_code == 200, response.text
-            body = response.json(parse_float=Decimal)
+        """Every page, each asked for with ``params`` and ``page`` = 1, 2, ... (the
+        doc's ``range.next`` drops the filters); checks ``range`` on the way and
+        returns the rows and the page count."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.ok(path, **params, page=page)
             rows += body["data"]
-            pages += 1
-        assert body["range"]["next"] is None
-        return rows, pages
+            r = body["range"]
+            if page >= r["nb_pages"]:
+                assert r["next"] is None and len(rows) == r["total"]
+                return rows, page
+            # Doc examples: only limit, key and page, never the query's other parameters.
+            assert r["next"] == f"{self.base}{path}?limit={r['limit']}&key={self.key}&page={page + 1}"
+            page += 1
 
 
 @pytest.fixture
@@ -146,16 +156,22 @@ def test_missing_or_wrong_key_is_403_with_a_message_before_anything_else(ms):
 
 
 # -------------------------------------------------------------------- dimensions
-def test_accounts_and_advertisers(ms, sandbox):
+@both_sandbox_modes
+def test_accounts_and_advertisers(ms, sandbox, sandbox_mode):
     truth = sandbox.truth(API)[API]
     accounts = ms.ok("/accounts")
-    assert accounts["range"] == {"total": 4, "limit": 100, "nb_pages": 1, "page": 1, "results": 4, "next": None}
-    assert [a["id"] for a in accounts["data"]] == [a.id for a in world().accounts]
+    assert accounts["range"] == {"total": 5, "limit": 100, "nb_pages": 1, "page": 1, "results": 5, "next": None}
+    assert [a["id"] for a in accounts["data"]] == [a.id for a in world().accounts] + [TWITTER_ACCOUNT.id]
     assert len(accounts["data"]) == truth["accounts"]["count"]
     for account in accounts["data"]:
-        assert set(account) == ACCOUNT_KEYS
+        if account["src"] == "tw":  # the doc's Twitter example; default mode: its missing keys as null
+            assert set(account) == (TW_ACCOUNT_KEYS if sandbox_mode == "doc_shapes" else TW_ACCOUNT_KEYS | {"currency", "country"})
+            assert account.get("currency") is None and account["funding_instruments"]
+        else:
+            assert set(account) == ACCOUNT_KEYS
         assert ms.ok(f"/accounts/{account['id']}") == {"data": account}
-    assert {(a["currency"], a["timezone"]) for a in accounts["data"]} == {(a.currency, a.timezone) for a in world().accounts}
+    fb = [a for a in accounts["data"] if a["src"] == "fb"]
+    assert {(a["currency"], a["timezone"]) for a in fb} == {(a.currency, a.timezone) for a in world().accounts}
     assert ms.get("/accounts/act_9").status_code == 404
     assert "message" in ms.get("/accounts/act_9").json()
 
@@ -169,23 +185,27 @@ def test_accounts_and_advertisers(ms, sandbox):
 
 def test_media_plans_by_id_and_io_number(ms, sandbox):
     plans = ms.ok("/clients")["data"]
-    assert len(plans) == sandbox.truth(API)[API]["media_plans"]["count"] == 12
-    assert {p["id"] for p in plans} == {c.media_plan_id for c in world().marin_campaigns}
+    assert len(plans) == sandbox.truth(API)[API]["media_plans"]["count"] == 13
+    assert {p["id"] for p in plans} == {c.media_plan_id for c in world().marin_campaigns} | {TWITTER_PLAN_ID}
     advertisers = {a["id"] for a in ms.ok("/advertisers")["data"]}
     for plan in plans:
         assert set(plan) == PLAN_KEYS
         assert plan["advertiser_id"] in advertisers
         assert ms.ok(f"/clients/{plan['id']}") == {"data": plan}
         assert ms.ok(f"/clients/{plan['io_number']}") == {"data": plan}
-    assert {len(v) for v in plans_by_account(ms).values()} == {3}
+    assert {k: len(v) for k, v in plans_by_account(ms).items() if k != TWITTER_ACCOUNT.id} == {a.id: 3 for a in world().accounts}
+    assert [p["id"] for p in plans_by_account(ms)[TWITTER_ACCOUNT.id]] == [TWITTER_PLAN_ID]
     assert ms.get("/clients/nope").status_code == 404
 
 
 def test_campaigns_agency_wide_and_per_media_plan(ms, sandbox):
     catalogue = {c.id: c for c in world().marin_campaigns}
     agency, _ = ms.walk("/campaigns", limit=300)
-    assert len(agency) == len(catalogue) == sandbox.truth(API)[API]["campaigns"]["count"]
+    assert len(agency) == len(catalogue) + len(TW_CAMPAIGN_IDS) == sandbox.truth(API)[API]["campaigns"]["count"]
     for campaign in agency:
+        if campaign["id"] in TW_CAMPAIGN_IDS:  # the doc's Twitter campaign example
+            assert set(campaign) == TW_CAMPAIGN_KEYS and campaign["src"] == "tw" and campaign["client_id"] == TWITTER_PLAN_ID
+            continue
         assert set(campaign) == CAMPAIGN_KEYS  # the agency example has no special_ad_category
         source = catalogue[campaign["id"]]
         assert (campaign["name"], campaign["account_id"], campaign["client_id"]) == (source.name, source.account_id, source.media_plan_id)
@@ -193,9 +213,10 @@ def test_campaigns_agency_wide_and_per_media_plan(ms, sandbox):
     seen = []
     for plan in ms.ok("/clients")["data"]:
         rows, _ = ms.walk(f"/clients/{plan['id']}/campaigns")
-        assert rows and all(r["client_id"] == plan["id"] and set(r) == CAMPAIGN_KEYS | {"special_ad_category"} for r in rows)
+        keys = TW_CAMPAIGN_KEYS if plan["id"] == TWITTER_PLAN_ID else CAMPAIGN_KEYS | {"special_ad_category"}
+        assert rows and all(r["client_id"] == plan["id"] and set(r) == keys for r in rows)
         seen += [r["id"] for r in rows]
-    assert sorted(seen) == sorted(catalogue)
+    assert sorted(seen) == sorted([*catalogue, *TW_CAMPAIGN_IDS])
     first = agency[0]
     detail = ms.ok(f"/clients/{first['client_id']}/campaigns/{first['id']}")["data"]
     assert detail == {**first, "special_ad_category": "none"}
@@ -203,12 +224,20 @@ def test_campaigns_agency_wide_and_per_media_plan(ms, sandbox):
     assert ms.get(f"/clients/{other_plan}/campaigns/{first['id']}").status_code == 404
 
 
-def test_ad_sets_and_ads_walked_match_truth(ms, sandbox):
+@both_sandbox_modes
+def test_ad_sets_and_ads_walked_match_truth(ms, sandbox, sandbox_mode):
     truth = sandbox.truth(API)[API]
     campaigns, _ = ms.walk("/campaigns", limit=300)
     n_adsets = n_ads = 0
     for i, campaign in enumerate(campaigns):
         base = f"/clients/{campaign['client_id']}/campaigns/{campaign['id']}"
+        if campaign["src"] == "tw":
+            # Doc: ad sets are "Only available for Facebook Campaigns". Doc mode
+            # refuses the request, the default mode lists none; no ads either.
+            adsets = ms.get(base + "/adsets")
+            assert adsets.status_code == 404 if sandbox_mode == "doc_shapes" else adsets.json()["data"] == []
+            assert ms.walk(base + "/ads", limit=300) == ([], 1)
+            continue
         adsets, _ = ms.walk(base + "/adsets", limit=300)
         ads, _ = ms.walk(base + "/ads", limit=300)
         assert 2 <= len(adsets) <= 4 and len(adsets) <= len(ads) <= 3 * len(adsets)
@@ -239,10 +268,15 @@ def test_pagination_small_limit_cap_and_validation(ms, sandbox):
     first = ms.ok("/campaigns", limit=7)
     assert first["range"] == {
         "total": total, "limit": 7, "nb_pages": pages, "page": 1, "results": 7,
-        "next": f"{ms.base}/campaigns?key={ms.key}&limit=7&page=2",
+        "next": f"{ms.base}/campaigns?limit=7&key={ms.key}&page=2",
     }  # fmt: skip
     one, pages = ms.walk("/campaigns", limit=300)
     assert pages == 1 and [r["id"] for r in one] == [r["id"] for r in rows]
+    # Doc examples: range.next keeps limit, key and page only. Followed as is it asks
+    # page 2 of another query (level client, lifetime): a client must ask page N itself.
+    stats = ms.ok("/clients/901/statistics", aggregate="day", start_date=0, level="ad", limit=50)["range"]
+    assert stats["nb_pages"] > 2 and stats["next"] == f"{ms.base}/clients/901/statistics?limit=50&key={ms.key}&page=2"
+    assert requests.get(stats["next"], timeout=30).json()["data"] == []
     capped = ms.ok("/campaigns", limit=1000)["range"]
     assert capped["limit"] == 300 and capped["results"] == total and capped["next"] is None
     assert ms.ok("/campaigns")["range"]["limit"] == 100  # documented default
@@ -300,7 +334,7 @@ def test_statistics_tie_out_across_levels_and_endpoints(ms):
 
 def test_statistics_walked_match_truth(ms, sandbox):
     truth = sandbox.truth(API)[API]
-    currency = {a["id"]: a["currency"] for a in ms.ok("/accounts")["data"]}
+    currency = {a["id"]: a.get("currency") for a in ms.ok("/accounts")["data"]}
     count, impressions, clicks, conversions = 0, 0, 0, {n: 0 for n in CONVERSIONS}
     spent: dict[str, Decimal] = defaultdict(Decimal)
     value: dict[str, Decimal] = defaultdict(Decimal)
@@ -308,6 +342,9 @@ def test_statistics_walked_match_truth(ms, sandbox):
     for plan in ms.ok("/clients")["data"]:
         path = f"/clients/{plan['id']}/statistics"
         rows, _ = ms.walk(path, aggregate="day", start_date=0, level="campaign", limit=300)
+        if plan["id"] == TWITTER_PLAN_ID:
+            assert rows == []
+            continue
         cur = currency[plan["account_id"]]
         count += len(rows)
         t = totals(rows)
@@ -321,7 +358,7 @@ def test_statistics_walked_match_truth(ms, sandbox):
     assert count == expected["count"]
     assert (impressions, clicks) == (expected["sum_impressions"], expected["sum_clicks"])
     assert {c: str(v) for c, v in spent.items()} == expected["sum_spent_by_currency"]
-    assert set(spent) == {"USD", "EUR", "GBP"}
+    assert set(spent) == {"USD", "EUR", "GBP"}  # the Twitter plan (no currency) has no rows
     assert conversions == expected["sum_conversions_by_name"] and sum(conversions.values()) == expected["sum_conversions"]
     assert {c: Decimal(v) for c, v in value.items()} == {c: Decimal(v) for c, v in expected["sum_conversions_value_by_currency"].items()}
     assert ad_rows_total == truth["ad_stats_daily"]["count"] > count
@@ -339,6 +376,8 @@ def test_date_window_is_end_exclusive_in_the_account_timezone(ms, sandbox):
     now = now_of(sandbox)
     accounts = {a["id"]: a for a in ms.ok("/accounts")["data"]}
     for account_id, plans in plans_by_account(ms).items():
+        if account_id == TWITTER_ACCOUNT.id:  # paused campaigns: no figures
+            continue
         tz = accounts[account_id]["timezone"]
         path = f"/clients/{plans[0]['id']}/statistics"
         rows = ms.walk(path, aggregate="day", start_date=0)[0]
@@ -417,7 +456,8 @@ def test_advance_adds_days_restates_the_last_three_and_nothing_else(ms, sandbox)
     truth_after = sandbox.truth(API)[API]
     for key in ("accounts", "advertisers", "campaigns", "ad_sets", "ads"):
         assert truth_after[key] == truth_before[key]
-    assert truth_after["campaign_stats_daily"]["count"] == truth_before["campaign_stats_daily"]["count"] + len(tz_of_campaign)
+    with_figures = len(tz_of_campaign) - len(TW_CAMPAIGN_IDS)
+    assert truth_after["campaign_stats_daily"]["count"] == truth_before["campaign_stats_daily"]["count"] + with_figures
     assert truth_after["ad_stats_daily"]["sum_impressions"] > truth_before["ad_stats_daily"]["sum_impressions"]
 
 
