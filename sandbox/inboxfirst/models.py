@@ -36,6 +36,11 @@ USERNAME = str(ORGANIZATION_ID)
 # a sandbox label, it is plainly no production key.
 API_KEY = hashlib.sha1(b"sandbox-inboxfirst-api-key").hexdigest()
 
+# Doc-shaped mode: every sent campaign whose id is a multiple of this answers
+# ``stat_summary: null`` (and null content summaries), as the doc's field table allows
+# and its scheduled-campaign example shows; truth() counts no figures for them.
+DOC_NULL_STATS_EVERY = 10
+
 FINAL_AFTER = timedelta(days=7)  # stats stop changing this long after the send starts
 # Time constants (hours) of the maturity curve per counter family: bounces arrive
 # within hours, opens within a day, clicks and unsubscribes trail behind.
@@ -260,6 +265,10 @@ class InboxFirstStore:
     def campaign_by_stat(self, stat_id: int, now: datetime) -> Campaign | None:
         return self.campaign(stat_id - 100000, now)
 
+    def stats_null(self, campaign: Campaign) -> bool:
+        """Doc-shaped mode: a sent campaign answering ``stat_summary: null``."""
+        return self.world.doc_shapes and not campaign.is_draft and campaign.id % DOC_NULL_STATS_EVERY == 0
+
     # ------------------------------------------------------------------------ links
     def links(self, campaign: Campaign) -> list[Link]:
         """Every link of a campaign with final click counts, in link_id order."""
@@ -416,13 +425,17 @@ class InboxFirstStore:
         visible = self.campaigns(now)
         sums = {key: 0 for key in TRUTH_STAT_KEYS}
         links = {"count": 0, "sum_clicks_total": 0, "sum_clicks_unique": 0, "sum_clicks_unique_by_link": 0}
+        null_stats = 0
         for campaign in visible:
             if campaign.is_draft:
                 continue
             counters = self.campaign_counters(campaign, now)
             summary = stat_summary({**counters, "sent_html": 0, "sent_multipart": 0}, None)
-            for key in TRUTH_STAT_KEYS:
-                sums[key] += summary[key]
+            if self.stats_null(campaign):
+                null_stats += 1  # its stat columns load as NULL: nothing to sum
+            else:
+                for key in TRUTH_STAT_KEYS:
+                    sums[key] += summary[key]
             links["count"] += sum(c.n_links for c in campaign.contents)
             # Link clicks sum to the campaign's by construction (same rounded leaves).
             links["sum_clicks_total"] += counters["clicks_total"]
@@ -436,6 +449,7 @@ class InboxFirstStore:
                 "count": len(visible),
                 "count_sent": sum(1 for c in visible if not c.is_draft),
                 "count_by_mailing_list": by_list,
+                "count_stat_summary_null": null_stats,
                 **{f"sum_{key}": value for key, value in sums.items()},
             },
             "link_stats": links,
@@ -578,7 +592,8 @@ def list_item(store: InboxFirstStore, campaign: Campaign, now: datetime) -> dict
         "id": campaign.id,
         "content_html": _html(store, campaign, first),
         "stats": None,
-        "segmentation_criteria_id": None if campaign.is_draft else campaign.mailing_list_id,
+        # Doc-shaped: null, as in the doc's list example.
+        "segmentation_criteria_id": None if campaign.is_draft or store.world.doc_shapes else campaign.mailing_list_id,
         "created_at": iso(campaign.created_at),
         "organization_id": ORGANIZATION_ID,
         "mailing_list_name": store.mailing_lists[campaign.mailing_list_id],
@@ -684,23 +699,31 @@ def details(store: InboxFirstStore, campaign: Campaign, now: datetime, include_e
                 total[key] = total.get(key, 0) + value
             # The doc's content-level summaries carry stat_slice_id where the campaign's has stat_id.
             summary = _with_id_after(summary, "skips_request", "stat_slice_id", campaign.stat_id * 10 + k + 1)
-            per_content.append({"content": {"id": content.id, "name": content.name}, "stat_summary": summary})
-        out["stat_summary"] = _with_id_after(stat_summary(total, None), "skips_request", "stat_id", campaign.stat_id)
+            per_content.append(
+                {"content": {"id": content.id, "name": content.name}, "stat_summary": None if store.stats_null(campaign) else summary}
+            )
+        out["stat_summary"] = (
+            None if store.stats_null(campaign) else _with_id_after(stat_summary(total, None), "skips_request", "stat_id", campaign.stat_id)
+        )
         out["content_stats"] = per_content
         out["automatic_winner_selection"] = _automatic_winner_selection(store, campaign, now)
+    # Doc-shaped: null where the doc's examples show null (no split test; no reply-to
+    # or sender address).
+    doc_null = store.world.doc_shapes
+    no_split = doc_null and not campaign.is_split_test
     out["dispatch"] = {
-        "autowinner_delay_amount": campaign.autowinner_delay_hours if campaign.is_split_test else 1,
+        "autowinner_delay_amount": None if no_split else (campaign.autowinner_delay_hours if campaign.is_split_test else 1),
         "autowinner_delay_unit": "hours",
         "autowinner_enabled": campaign.is_split_test,
-        "autowinner_metric": "opens_unique",
-        "autowinner_percentage": "20.0",
+        "autowinner_metric": None if no_split else "opens_unique",
+        "autowinner_percentage": None if no_split else "20.0",
         "begins_at": iso(campaign.begins_at),
         "finished_at": iso(finished),
         "from_email": f"news@list{campaign.mailing_list_id}.acme-outdoor.test",
         "from_name": campaign.from_name,
         "paused": False,
-        "reply_to": "",
-        "sender_email": "",
+        "reply_to": None if doc_null else "",
+        "sender_email": None if doc_null else "",
         "speed": 0,
         "started_at": iso(campaign.started_at),
         "state": state,

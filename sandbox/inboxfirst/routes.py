@@ -1,7 +1,8 @@
 """InboxFirst HTTP routes: parse the request, ask the store, wrap in the envelope.
 
 Every answer, errors included, is ``{"success", "data", "error_code",
-"error_message"}`` (contract). Auth (HTTP Basic, contract) is checked before
+"error_message"}`` (contract), except the campaign list in doc-shaped mode, which
+is ``{"error_message", "data"}`` like the doc's example. Auth (HTTP Basic, contract) is checked before
 routing, so an unknown path without credentials is a 401, not a 404.
 """
 
@@ -127,6 +128,9 @@ def register(router: InboxFirstRouter) -> None:
                 if (start and campaign.started_at < start) or (end and campaign.started_at > end):
                     continue
             rows.append(models.list_item(store, campaign, now()))
+        if store.world.doc_shapes:
+            # Exactly the doc's list example: no success, no error_code (contract).
+            return Response(200, {"error_message": None, "data": rows})
         return Response(200, envelope(rows))
 
     def campaign_details(request: Request) -> Response:

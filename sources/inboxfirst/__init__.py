@@ -2,15 +2,17 @@
 
 Stats keep changing for days after a send (contract), so every run re-reads the
 details and link stats of the sends started within ``window_days`` and picks up new
-sends; older sends are final and never asked for again (see docs/sources/inboxfirst.md).
+sends, with one cursor per mailing list; older sends are final and never asked for
+again (see docs/sources/inboxfirst.md).
 
 Backfill window (``end_date`` given): the details and link stats of the sends
-started in ``[start_date, end_date)``, merged on their keys; the cursor
-(``helpers.STATE_KEY``) is neither read nor written.
+started in ``[start_date, end_date)``, merged on their keys; the cursors
+(``helpers.STATE_KEY``) are neither read nor written.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator, Optional
 
 import dlt
@@ -19,24 +21,26 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator, SinglePagePaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import session_for
-from sources._shared.schema import decimal_columns, timestamp_columns
+from sources._shared.http import entity_error_hook, error_hook, session_for
 from sources.inboxfirst.helpers import (
     BackfillWindow,
     CampaignWindow,
     check_envelope,
     parse_mailing_list_ids,
     rename_parent_id,
+    skip_bad_envelope,
 )
 from sources.inboxfirst.settings import (
     API_PREFIX,
-    DECIMAL_FIELDS,
     DEFAULT_START_DAYS_AGO,
     DEFAULT_WINDOW_DAYS,
     LINK_STATS_FIRST_PAGE,
     LINK_STATS_PAGE_SIZE,
-    TIMESTAMP_FIELDS,
+    TABLE_COLUMNS,
 )
+
+# Both halves of the Basic credentials, named in a 401/403 message.
+_CREDENTIALS = "USERNAME and SOURCES__INBOXFIRST__API_KEY"
 
 
 @dlt.source(name="inboxfirst", max_table_nesting=2)
@@ -58,13 +62,21 @@ def inboxfirst_source(
     list_ids = parse_mailing_list_ids(mailing_list_ids)
 
     # Hand-written: contract says no endpoint lists mailing lists, so the parents of
-    # the campaign lists come from configuration; each carries this run's started_at__start.
+    # the campaign lists come from configuration; each carries its own started_at__start.
     @dlt.resource(name="mailing_lists", selected=False)
     def mailing_lists() -> Iterator[list[dict[str, Any]]]:
-        # Backfill: the window's start, no state read (CampaignWindow reads the cursor).
-        since = backfill.since_param() if backfill else window.since_param()
+        # Backfill: the window's start, no state read (CampaignWindow reads the cursors).
+        def since(list_id: int) -> str:
+            return backfill.since_param() if backfill else window.since_param(list_id)
+
         # One page (a list): rest_api's child resources iterate their parent's pages.
-        yield [{"id": list_id, "started_since": since} for list_id in list_ids]
+        yield [{"id": list_id, "started_since": since(list_id)} for list_id in list_ids]
+
+    # Per-campaign endpoints: a campaign whose answer stays an error after retries
+    # (404, 400, a persisting 429/5xx, an error envelope) is counted in ops.runs and
+    # skipped, so one bad campaign cannot fail the source on every run. 401/403 still
+    # fail the source at once.
+    per_campaign = [entity_error_hook("inboxfirst", "error_message", _CREDENTIALS), skip_bad_envelope]
 
     config: RESTAPIConfig = {
         "client": {
@@ -75,9 +87,9 @@ def inboxfirst_source(
         },
         "resource_defaults": {
             "endpoint": {
-                # Contract: every answer is an envelope; success: false is an error
-                # naming the endpoint, 401/403 fail at once (check_envelope).
-                "response_actions": [check_envelope],
+                # Any non-2xx fails the resource naming endpoint and status (429/5xx
+                # after retries, 401/403 at once), then an error envelope does.
+                "response_actions": [error_hook("inboxfirst", "error_message", _CREDENTIALS), check_envelope],
             },
         },
         "resources": [
@@ -85,6 +97,8 @@ def inboxfirst_source(
             {
                 "name": "campaign_list",
                 "selected": False,  # every list field is also in the details below
+                # The configured list id, for its cursor (helpers.PARENT_LIST_ID).
+                "include_from_parent": ["id"],
                 "endpoint": {
                     "path": "mailing_lists/{resources.mailing_lists.id}/campaigns",
                     # Doc: started_at__start = "the earliest started_at time to include";
@@ -110,13 +124,15 @@ def inboxfirst_source(
                 "name": "campaigns",
                 "primary_key": "id",
                 "write_disposition": "merge",
-                "columns": {**timestamp_columns(TIMESTAMP_FIELDS), **decimal_columns(DECIMAL_FIELDS)},
+                "columns": copy.deepcopy(TABLE_COLUMNS["campaigns"]),
                 "endpoint": {
-                    # Doc: details carry stat_summary and content_stats (absent for
-                    # drafts, whose "stats" is null: their stat columns stay NULL).
+                    # Doc: details carry stat_summary and content_stats; stat_summary
+                    # may be null (absent for drafts, whose "stats" is null): the
+                    # declared stat columns then stay NULL, never zeros.
                     "path": "campaigns/{resources.campaign_list.id}",
                     "data_selector": "data",
                     "paginator": SinglePagePaginator(),
+                    "response_actions": per_campaign,
                 },
             },
             {
@@ -124,6 +140,7 @@ def inboxfirst_source(
                 "primary_key": ["campaign_id", "link_id"],
                 "write_disposition": "merge",
                 "include_from_parent": ["id"],
+                "columns": copy.deepcopy(TABLE_COLUMNS["link_stats"]),
                 "endpoint": {
                     "path": "campaigns/{resources.campaigns.id}/link_stats",
                     "params": {"per_page": LINK_STATS_PAGE_SIZE},
@@ -133,6 +150,7 @@ def inboxfirst_source(
                     "paginator": PageNumberPaginator(
                         base_page=LINK_STATS_FIRST_PAGE, page_param="page", total_path="num_pages"
                     ),
+                    "response_actions": per_campaign,
                 },
                 "processing_steps": [{"map": rename_parent_id}],
             },

@@ -8,13 +8,22 @@ from urllib.parse import urlsplit
 
 import dlt
 import pendulum
-from requests import HTTPError, Response
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+from requests import Response
 
-STATE_KEY = "campaign_window"
+from sources._shared.http import record_skip
+
+# Source state: {mailing list id (str): latest dispatch.started_at loaded from it}.
+STATE_KEY = "send_cursors"
+# Earlier versions: {"last_started_at": ...}, one cursor for every list (see CampaignWindow).
+LEGACY_STATE_KEY = "campaign_window"
+# rest_api copies the configured list id into each listed campaign under this name
+# (include_from_parent): the cursor follows the list we asked, not a body field.
+PARENT_LIST_ID = "_mailing_lists_id"
 
 
 class InboxFirstError(Exception):
-    """An InboxFirst answer we must not load: rejected credentials or ``success: false``.
+    """An InboxFirst answer we must not load: a 2xx whose envelope reports an error.
 
     Not a ``requests`` exception, so dlt's retry logic never retries it.
     """
@@ -42,36 +51,46 @@ def _fail(message: str) -> NoReturn:
     raise InboxFirstError(message) from InboxFirstError(message)
 
 
-def check_envelope(response: Response, *args: Any, **kwargs: Any) -> None:
-    """Response hook: fail on rejected credentials and on ``success: false``.
+def envelope_error(response: Response) -> Optional[str]:
+    """Why a 2xx answer must not be loaded, or None.
 
-    Contract: every answer is ``{"success", "data", "error_code", "error_message"}``
-    and 401/403 are not retried. 429 and 5xx are left to dlt's retrying client;
-    anything else that is not a success is an error naming the endpoint, never an
-    empty page.
+    Contract: the envelope ``{"success", "data", "error_code", "error_message"}`` may
+    come without ``success`` (the doc's campaign-list example has only
+    ``error_message`` and ``data``): an answer is an error when ``success`` is false
+    or ``error_code``/``error_message`` is set, never because a key is missing.
     """
-    status = response.status_code
     endpoint = f"{response.request.method} {urlsplit(response.url).path}"  # no query string, no credentials
-    if status == 429 or status >= 500:
-        # An HTTPError carrying the response: dlt's client retries it (Retry-After
-        # honoured) and re-raises it once its bounded retries are spent.
-        message = f"inboxfirst: {endpoint} answered {status} {response.reason or ''}".strip()
-        raise HTTPError(message, response=response) from HTTPError(message)
+    where = f"inboxfirst: {endpoint} answered {response.status_code}"
     try:
         body = response.json()
     except ValueError:
-        body = None
-    code = body.get("error_code") if isinstance(body, dict) else None
-    message = body.get("error_message") if isinstance(body, dict) else None
-    if status in (401, 403):
-        _fail(
-            f"inboxfirst: {endpoint} answered {status} ({code}: {message}); "
-            "check SOURCES__INBOXFIRST__USERNAME and SOURCES__INBOXFIRST__API_KEY"
-        )
-    if status >= 400:
-        _fail(f"inboxfirst: {endpoint} answered {status} ({code}: {message})")
-    if not isinstance(body, dict) or body.get("success") is not True:
-        _fail(f"inboxfirst: {endpoint} answered {status} without success ({code}: {message})")
+        return f"{where} without a JSON body"
+    if not isinstance(body, dict) or "data" not in body:
+        return f"{where} without the data envelope"
+    code, message = body.get("error_code"), body.get("error_message")
+    if body.get("success") is False or code not in (None, "") or message not in (None, ""):
+        return f"{where} with an error ({code}: {message})"
+    return None
+
+
+def check_envelope(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Response hook after ``error_hook`` (which has failed every non-2xx): an
+    envelope that reports an error fails the resource, naming the endpoint."""
+    problem = envelope_error(response)
+    if problem:
+        _fail(problem)
+    return response
+
+
+def skip_bad_envelope(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """``check_envelope`` for the per-campaign endpoints (after
+    ``entity_error_hook``): an error envelope for one campaign is recorded and
+    counted in ops.runs and that campaign skipped, like a 404 for it."""
+    problem = envelope_error(response)
+    if problem:
+        record_skip("inboxfirst", f"{response.request.method} {urlsplit(response.url).path}", response.status_code, problem)
+        raise IgnoreResponseException(problem)
+    return response
 
 
 def _moment(value: Any) -> Optional[pendulum.DateTime]:
@@ -81,67 +100,79 @@ def _moment(value: Any) -> Optional[pendulum.DateTime]:
 
 
 class CampaignWindow:
-    """Which sends a run asks for and which of them it re-reads.
+    """Which sends a run asks for and which of them it re-reads, per mailing list.
 
     dlt's incremental offers ``last_value - lag``; we need ``min(last cursor,
     now - window)`` (contract: stats of sends younger than the window still change,
-    older ones are final) and the first run from ``start_date``. The cursor (latest
-    ``dispatch.started_at`` loaded) lives in the source state and is committed by
-    dlt only when the run's extract succeeds.
+    older ones are final) and the first run from ``start_date``. One cursor per
+    mailing list (latest ``dispatch.started_at`` loaded from it), so a list added to
+    the configuration later starts from ``start_date`` instead of the other lists'
+    cursor. The cursors live in the source state, committed by dlt only when the
+    run's extract succeeds.
+
+    Earlier versions kept one cursor for all lists (``LEGACY_STATE_KEY``). It does
+    not say which lists it covered, so a list configured together with the upgrade
+    would be taken for an old one and lose its history before the window. The run
+    that finds it therefore reads every list from ``min(start_date, legacy cursor)``
+    (nothing is lost; the cost is one longer run, merged on the same keys) and
+    replaces it with per-list cursors.
     """
 
     def __init__(self, start_date: pendulum.DateTime, window_days: int, now: pendulum.DateTime) -> None:
         self.start_date = start_date
         self.window_start = now - pendulum.duration(days=window_days)
-        self._previous: Optional[pendulum.DateTime] = None
-        self._read = False
+        self._previous: Optional[dict[str, pendulum.DateTime]] = None
+        self._first_since = start_date
 
-    def _state(self) -> dict[str, Any]:
-        return dlt.current.source_state().setdefault(STATE_KEY, {})  # type: ignore[no-any-return]
+    def _cursors(self) -> dict[str, Any]:
+        state = dlt.current.source_state()
+        legacy = _moment((state.pop(LEGACY_STATE_KEY, None) or {}).get("last_started_at"))
+        if legacy is not None and legacy < self._first_since:
+            self._first_since = legacy
+        return state.setdefault(STATE_KEY, {})  # type: ignore[no-any-return]
 
-    @property
-    def previous_cursor(self) -> Optional[pendulum.DateTime]:
-        """The cursor as the run found it (later updates in this run do not count)."""
-        if not self._read:
-            self._previous = _moment(self._state().get("last_started_at"))
-            self._read = True
-        return self._previous
+    def previous_cursor(self, list_id: Any) -> Optional[pendulum.DateTime]:
+        """The list's cursor as the run found it (later updates in this run do not count)."""
+        if self._previous is None:
+            self._previous = {key: moment for key, value in self._cursors().items() if (moment := _moment(value))}
+        return self._previous.get(str(list_id))
 
-    def since(self) -> pendulum.DateTime:
-        """``started_at__start`` for this run."""
-        previous = self.previous_cursor
+    def since(self, list_id: Any) -> pendulum.DateTime:
+        """``started_at__start`` for this run and list."""
+        previous = self.previous_cursor(list_id)
         if previous is None:
-            return self.start_date
+            return self._first_since
         return min(previous, self.window_start)
 
-    def since_param(self) -> str:
-        # Doc: started_at__start takes "a UNIX integer timestamp or ISO-8601 datetime string".
-        return self.since().in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss[Z]")
+    def since_param(self, list_id: Any) -> str:
+        return _utc_param(self.since(list_id))
 
     def keep(self, row: dict[str, Any]) -> bool:
-        """A listed send is (re-)read if new since the cursor or still inside the window.
+        """A listed send is (re-)read if new since its list's cursor or still inside the window.
 
         The filter is inclusive (doc: "earliest started_at time to include"), so the
         send at the cursor itself comes back: skip it once it is older than the window.
         """
         started = _moment((row.get("dispatch") or {}).get("started_at"))
-        previous = self.previous_cursor
+        previous = self.previous_cursor(row[PARENT_LIST_ID])
         if started is None:
             # Doc: with the filter only sending/finished/cancelled/failed sends are
-            # listed; one without started_at cannot be placed in the window: read it.
+            # listed, and ``dispatch`` "comes from the server only if delivery settings
+            # ... are defined": one without started_at cannot be placed in the window: read it.
             return True
         if previous is None:
-            return started >= self.start_date
+            return started >= self._first_since
         return started > previous or started >= self.window_start
 
     def track(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Advance the cursor to the latest ``started_at`` seen."""
+        """Advance the row's list cursor to the latest ``started_at`` seen."""
         started = _moment((row.get("dispatch") or {}).get("started_at"))
         if started is not None:
-            state = self._state()
-            current = _moment(state.get("last_started_at"))
+            cursors = self._cursors()
+            key = str(row[PARENT_LIST_ID])
+            current = _moment(cursors.get(key))
             if current is None or started > current:
-                state["last_started_at"] = started.in_timezone("UTC").isoformat()
+                cursors[key] = started.in_timezone("UTC").isoformat()
         return row
 
 

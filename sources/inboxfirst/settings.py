@@ -1,5 +1,9 @@
 """InboxFirst constants (see docs/sources/inboxfirst.md)."""
 
+from dlt.common.schema.typing import TColumnSchema
+
+from sources._shared.schema import decimal_columns, timestamp_columns
+
 # No default base URL: contract (api-docs/README.md, InboxFirst) says the base URL is
 # the customer's own host, so SOURCES__INBOXFIRST__BASE_URL is required.
 API_PREFIX = "ga/api/v2/"
@@ -48,3 +52,25 @@ STAT_COUNTERS = (
     "scomps_unique",
 )
 LINK_COUNTERS = ("clicks_total", "clicks_unique", "clicks_unique_by_link")
+
+
+# Every column stg_inboxfirst__campaigns reads, plus the other hints the resources
+# carry, typed: a send whose ``stat_summary`` is null (doc) or a field the vendor
+# omits still leaves the column in place (dlt creates none for an all-null field).
+def _typed(data_type: str, *names: str) -> dict[str, TColumnSchema]:
+    return {name: {"data_type": data_type} for name in names}  # type: ignore[misc]
+
+
+TABLE_COLUMNS: dict[str, dict[str, TColumnSchema]] = {
+    "campaigns": {
+        **_typed("bigint", "id", "mailing_list_id"),
+        **_typed("text", "mailing_list_name", "name", "dispatch__state"),
+        **timestamp_columns(TIMESTAMP_FIELDS),
+        **decimal_columns(DECIMAL_FIELDS),
+        **_typed("bigint", *(f"stat_summary__{name}" for name in STAT_COUNTERS)),
+    },
+    "link_stats": {
+        **_typed("bigint", "campaign_id", "link_id", *LINK_COUNTERS),
+        **_typed("text", "url"),
+    },
+}

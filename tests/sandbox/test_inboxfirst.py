@@ -399,3 +399,40 @@ def test_injected_faults_are_seen(sandbox):
     log = sandbox.requests("inboxfirst")
     assert [e["fault"] for e in log if e["fault"]] == ["truncate", "429"]
     assert all(e["headers"].get("authorization") == "***" for e in log)
+
+
+# ------------------------------------------------------------------------ doc shapes
+
+
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_doc_shapes_answer_like_the_doc_examples(sandbox, sandbox_mode):
+    """The list as the doc's example ({"error_message": null, "data": [...]}, no
+    success), null optional fields, and stat_summary null on every sent campaign
+    whose id is a multiple of 10 (truth counts no figures for those)."""
+    truth = sandbox.truth("inboxfirst")["inboxfirst"]["campaigns"]
+    sent = []
+    for lid in list_ids(sandbox):
+        response = get(sandbox, f"/ga/api/v2/mailing_lists/{lid}/campaigns", started_at__start="2000-01-01T00:00:00Z")
+        body = response.json()
+        assert response.status_code == 200 and set(body) == {"error_message", "data"} and body["error_message"] is None
+        assert all(set(r) == LIST_ITEM_KEYS and r["segmentation_criteria_id"] is None for r in body["data"])
+        sent += body["data"]
+    assert len(sent) == truth["count_sent"]
+    sums = {"messages_sent": 0, "clicks_total": 0}
+    nulls = 0
+    for row in sent:
+        data = ok(get(sandbox, f"/ga/api/v2/campaigns/{row['id']}"))  # details keep the full envelope
+        if row["id"] % 10 == 0:
+            nulls += 1
+            assert data["stat_summary"] is None and all(c["stat_summary"] is None for c in data["content_stats"])
+        else:
+            for key in sums:
+                sums[key] += data["stat_summary"][key]
+        dispatch = data["dispatch"]
+        assert dispatch["reply_to"] is None and dispatch["sender_email"] is None
+        if not dispatch["autowinner_enabled"]:
+            assert dispatch["autowinner_percentage"] is None and dispatch["autowinner_metric"] is None
+    assert nulls == truth["count_stat_summary_null"] > 0
+    assert sums == {key: truth[f"sum_{key}"] for key in sums}
+    links = get(sandbox, f"/ga/api/v2/campaigns/{sent[0]['id']}/link_stats")
+    assert set(links.json()) == ENVELOPE | {"page", "per_page", "num_records", "num_pages"}

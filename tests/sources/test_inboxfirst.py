@@ -1,6 +1,6 @@
 """InboxFirst source against the sandbox: campaigns (details merged on id, stat_summary
 flattened, content_stats child table) and link_stats (merged on campaign_id, link_id),
-with sends inside the window re-read each run."""
+with sends inside the window re-read each run, one cursor per mailing list."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import base64
 import copy
 import logging
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -15,11 +16,17 @@ import dlt
 import pytest
 import requests
 
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+
 from pipelines.runner import make_pipeline
-from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids
+from sources._shared.http import session_for, stats_for
+from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids, skip_bad_envelope
 from sources.inboxfirst.settings import LINK_STATS_PAGE_SIZE, STAT_COUNTERS
+from tests.conftest import both_sandbox_modes
+from transforms.runner import TRANSFORMS_DIR
 
 WINDOW_DAYS = 30  # the source's default
+STAGING_SQL = (TRANSFORMS_DIR / "staging" / "stg_inboxfirst__campaigns.sql").read_text()
 
 
 def campaign_totals(warehouse):
@@ -38,7 +45,8 @@ def link_totals(warehouse):
 def expected_campaigns(sandbox):
     truth = sandbox.truth("inboxfirst")["inboxfirst"]["campaigns"]
     # The documented started_at__start filter lists only sends (never idle drafts):
-    # the table holds every campaign whose send started.
+    # the table holds every campaign whose send started. Sends answering
+    # stat_summary: null (doc-shaped mode) add no figures.
     return {"count": truth["count_sent"], **{f: truth[f"sum_{f}"] for f in STAT_COUNTERS}}
 
 
@@ -80,12 +88,22 @@ def detail_ids(requests_log):
     return {int(r["path"].rsplit("/", 1)[1]) for r in requests_log if r["path"].rsplit("/", 2)[-2] == "campaigns"}
 
 
-def test_full_load_equals_truth(sandbox, warehouse):
+@both_sandbox_modes
+def test_full_load_equals_truth(sandbox, warehouse, sandbox_mode):
+    """Doc-shaped mode: the list answers {"error_message": null, "data": [...]} (no
+    success key, doc example) and some sends answer stat_summary: null."""
     result = warehouse.run("inboxfirst")
     (source,) = result.sources
     assert source.status == "loaded", source.message
+    assert source.requests["skipped_entities"] == 0
     assert_equals_truth(sandbox, warehouse)
     truth = sandbox.truth("inboxfirst")["inboxfirst"]["campaigns"]
+    # A send without stat_summary loads with NULL stats, never zeros.
+    null_stats = warehouse.scalar("select count(*) from inboxfirst.campaigns where stat_summary__messages_sent is null")
+    assert null_stats == truth["count_stat_summary_null"]
+    assert (null_stats > 0) == (sandbox_mode == "doc_shapes")
+    # The staging model builds on what was loaded, one row per send.
+    assert warehouse.scalar(f"select count(*) from ({STAGING_SQL})") == truth["count_sent"]
     by_list = dict(warehouse.query("select mailing_list_id, count(*) from inboxfirst.campaigns group by 1"))
     # Every list's count less its one idle draft.
     assert by_list == {int(k): v - 1 for k, v in truth["count_by_mailing_list"].items()}
@@ -272,16 +290,39 @@ def _response(status: int, body: dict) -> requests.Response:
     return response
 
 
-def test_envelope_success_false_is_an_error_naming_the_endpoint():
-    ok = {"success": True, "data": [], "error_code": None, "error_message": None}
-    check_envelope(_response(200, ok))
-    with pytest.raises(requests.HTTPError, match="503"):  # dlt's client retries HTTPErrors
-        check_envelope(_response(503, {}))
-    failed = {"success": False, "data": None, "error_code": "boom", "error_message": "it broke"}
-    with pytest.raises(InboxFirstError, match=r"inboxfirst: GET /ga/api/v2/campaigns/9 answered 200 .*boom: it broke"):
-        check_envelope(_response(200, failed))
-    with pytest.raises(InboxFirstError, match="404"):
-        check_envelope(_response(404, {**failed, "error_code": "record_not_found"}))
+def test_envelope_without_success_loads_and_success_false_fails_naming_the_endpoint():
+    check_envelope(_response(200, {"success": True, "data": [], "error_code": None, "error_message": None}))
+    # The doc's campaign-list example: no success, no error_code.
+    check_envelope(_response(200, {"error_message": None, "data": [{"id": 1}]}))
+    for body in (
+        {"success": False, "data": None, "error_code": "boom", "error_message": "it broke"},
+        {"data": None, "error_code": "boom", "error_message": "it broke"},  # an error without success
+        {"success": True, "data": [], "error_code": None, "error_message": "it broke"},
+    ):
+        with pytest.raises(InboxFirstError, match=r"inboxfirst: GET /ga/api/v2/campaigns/9 answered 200 with an error"):
+            check_envelope(_response(200, body))
+    with pytest.raises(InboxFirstError, match="without the data envelope"):
+        check_envelope(_response(200, {"success": True}))
+
+
+def test_error_envelope_for_one_campaign_is_skipped_and_counted(monkeypatch):
+    monkeypatch.setattr("sources._shared.http._CLIENTS", {})
+    session_for("inboxfirst")
+    with pytest.raises(IgnoreResponseException):
+        skip_bad_envelope(_response(200, {"success": False, "data": None, "error_code": "gone", "error_message": "deleted"}))
+    stats = stats_for("inboxfirst")
+    assert stats["skipped_entities"] == 1
+    assert stats["skipped"][0]["endpoint"] == "GET /ga/api/v2/campaigns/9"
+    assert "gone: deleted" in stats["skipped"][0]["detail"]
+
+
+def test_error_on_a_mailing_list_fails_the_source(sandbox, warehouse, monkeypatch):
+    """The list (per mailing list) stays loud: a 404 (with success: false) fails the
+    source, naming endpoint and status; here a list id the account does not have."""
+    monkeypatch.setenv("SOURCES__INBOXFIRST__MAILING_LIST_IDS", "1,99")
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "failed"
+    assert re.search(r"inboxfirst: GET \S*/ga/api/v2/mailing_lists/99/campaigns answered 404", source.message), source.message
 
 
 def test_persistent_5xx_fails_naming_the_endpoint(sandbox, warehouse):
@@ -302,8 +343,14 @@ def test_cursor_catches_new_sends_when_the_window_is_past_them(sandbox, warehous
     warehouse.run("inboxfirst")
     log = sandbox.requests("inboxfirst", since=seq)
     assert len(log) == 3  # the lists only: the send at the cursor is already loaded and final
-    asked = datetime.fromisoformat(log[0]["query"]["started_at__start"].replace("Z", "+00:00"))
-    assert asked == last
+    # Each list from its own cursor: the latest send loaded from it.
+    last_by_list = dict(warehouse.query("select mailing_list_id, max(dispatch__started_at) from inboxfirst.campaigns group by 1"))
+    asked = {
+        int(r["path"].split("/")[-2]): datetime.fromisoformat(r["query"]["started_at__start"].replace("Z", "+00:00"))
+        for r in log
+    }
+    assert asked == last_by_list
+    assert max(asked.values()) == last
     old_ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")}
     sandbox.advance(2)
     seq = sandbox.requests("inboxfirst")[-1]["seq"]
@@ -357,7 +404,7 @@ def test_backfill_window_loads_older_sends_without_touching_the_cursor(sandbox, 
     (normal,) = warehouse.run("inboxfirst", inboxfirst={"start_date": end.isoformat()}).sources
     assert normal.status == "loaded", normal.message
     state_before = inboxfirst_state(warehouse)
-    assert state_before[0]["campaign_window"]["last_started_at"]
+    assert set(state_before[0]["send_cursors"]) == {"1", "2", "3"}
     before = loaded_rows(warehouse)
     assert 0 < len(before["campaigns"]) < expected_campaigns(sandbox)["count"]
 
@@ -433,3 +480,114 @@ def test_backfill_end_date_without_start_date_is_refused(sandbox, warehouse):
     assert source.status == "failed"
     assert "inboxfirst" in source.message and "end_date" in source.message and "start_date" in source.message
     assert sandbox.requests("inboxfirst") == []
+
+
+# ------------------------------------------------------------ per-campaign errors
+SKIPPED_ID = 17  # a send of every sandbox mode and clock used here
+
+
+@both_sandbox_modes
+@pytest.mark.parametrize("kind, path", [("404", f"campaigns/{SKIPPED_ID}"), ("400", f"campaigns/{SKIPPED_ID}/link_stats")])
+def test_client_error_on_one_campaign_is_skipped_and_counted(sandbox, warehouse, kind, path):
+    sandbox.add_fault(kind, api="inboxfirst", path_contains=path, rate=1.0)
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "loaded", source.message
+    assert source.requests["skipped_entities"] == 1
+    (skip,) = source.requests["skipped"]
+    assert skip["endpoint"].endswith(f"/ga/api/v2/{path}") and skip["status"] == int(kind)
+    ids = {r[0] for r in warehouse.query("select id from inboxfirst.campaigns")}
+    links = {r[0] for r in warehouse.query("select distinct campaign_id from inboxfirst.link_stats")}
+    assert SKIPPED_ID not in links
+    # Details skipped: the campaign (and so its links) is missing; link_stats skipped:
+    # only its links are. Every other campaign loads.
+    assert (SKIPPED_ID in ids) == path.endswith("/link_stats")
+    assert len(ids) == expected_campaigns(sandbox)["count"] - (0 if SKIPPED_ID in ids else 1)
+    assert len(links) == expected_campaigns(sandbox)["count"] - 1
+
+
+def test_persistent_429_on_one_campaign_is_skipped_after_retries(sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
+    sandbox.add_fault("429", api="inboxfirst", path_contains=f"campaigns/{SKIPPED_ID}", rate=1.0, retry_after=None)
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "loaded", source.message
+    assert source.requests["skipped_entities"] == 1 and source.requests["throttled"] == 3
+    asked = [r for r in sandbox.requests("inboxfirst") if r["path"].endswith(f"/campaigns/{SKIPPED_ID}")]
+    assert len(asked) == 3  # every attempt dlt's client makes, then skipped
+    assert warehouse.scalar("select count(*) from inboxfirst.campaigns") == expected_campaigns(sandbox)["count"] - 1
+
+
+# ------------------------------------------------------------ cursor per mailing list
+def lists_asked(sandbox, since_seq):
+    """{mailing list id: started_at__start} of the list requests after ``since_seq``."""
+    return {
+        int(r["path"].split("/")[-2]): datetime.fromisoformat(r["query"]["started_at__start"].replace("Z", "+00:00"))
+        for r in sandbox.requests("inboxfirst", since=since_seq)
+        if r["path"].endswith("/campaigns")
+    }
+
+
+@both_sandbox_modes
+def test_mailing_list_added_later_gets_its_history_from_start_date(sandbox, warehouse, monkeypatch):
+    now = datetime.fromisoformat(sandbox.clock()["now"])
+    start = (now - timedelta(days=100)).replace(microsecond=0)  # before any send of the sandbox
+    monkeypatch.setenv("SOURCES__INBOXFIRST__START_DATE", start.isoformat())
+    monkeypatch.setenv("SOURCES__INBOXFIRST__MAILING_LIST_IDS", "1,2")
+    assert warehouse.run("inboxfirst").sources[0].status == "loaded"
+    assert warehouse.query("select distinct mailing_list_id from inboxfirst.campaigns order by 1") == [(1,), (2,)]
+    sandbox.advance(1)
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    monkeypatch.setenv("SOURCES__INBOXFIRST__MAILING_LIST_IDS", "1,2,3")
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "loaded", source.message
+    asked = lists_asked(sandbox, seq)
+    assert asked[3] == start
+    window_start = datetime.now(timezone.utc) - timedelta(days=WINDOW_DAYS)
+    assert all(abs(asked[i] - window_start) < timedelta(minutes=1) for i in (1, 2))
+    assert_equals_truth(sandbox, warehouse)
+    assert set(source.cursor_after) == {f"send_cursors.{i}" for i in (1, 2, 3)}
+
+
+def test_single_cursor_of_earlier_versions_migrates_without_losing_a_list(sandbox, warehouse, monkeypatch):
+    """A state with the old single cursor does not say which lists it covered: the
+    run that finds it reads every list from START_DATE, then keeps one cursor per list."""
+    now = datetime.fromisoformat(sandbox.clock()["now"])
+    start = (now - timedelta(days=100)).replace(microsecond=0)
+    monkeypatch.setenv("SOURCES__INBOXFIRST__START_DATE", start.isoformat())
+    assert warehouse.run("inboxfirst").sources[0].status == "loaded"
+    last = warehouse.scalar("select max(dispatch__started_at) from inboxfirst.campaigns")
+    pipeline = make_pipeline("inboxfirst", warehouse.path)
+    with pipeline.managed_state() as state:
+        source_state = state["sources"]["inboxfirst"]
+        del source_state["send_cursors"]
+        source_state["campaign_window"] = {"last_started_at": last.isoformat()}
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "loaded", source.message
+    assert lists_asked(sandbox, seq) == {1: start, 2: start, 3: start}
+    assert_equals_truth(sandbox, warehouse)
+    state = inboxfirst_state(warehouse)[0]
+    assert "campaign_window" not in state
+    last_by_list = warehouse.query("select mailing_list_id, max(dispatch__started_at) from inboxfirst.campaigns group by 1")
+    assert {k: datetime.fromisoformat(v) for k, v in state["send_cursors"].items()} == {str(k): v for k, v in last_by_list}
+
+
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_sends_without_stat_summary_only_still_build_staging(sandbox, warehouse, sandbox_mode):
+    """Only sends answering stat_summary: null (doc) loaded: every declared stat column
+    exists, typed, and NULL, and the staging model builds."""
+    from sources.inboxfirst import inboxfirst_source
+
+    null_ids = [10, 20, 30, 40]  # doc-shaped null-stats sends (id % 10 == 0) at every test clock
+    source = inboxfirst_source()
+    source.resources["campaigns"].pipe_data_from(dlt.resource([[{"id": i} for i in null_ids]], name="some", selected=False))
+    make_pipeline("inboxfirst", warehouse.path).run(source.with_resources("campaigns"), loader_file_format="parquet")
+    types = dict(
+        warehouse.query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'inboxfirst' and table_name = 'campaigns'"
+        )
+    )
+    assert all(types[f"stat_summary__{f}"] == "BIGINT" for f in STAT_COUNTERS)
+    assert warehouse.scalar("select count(*) from inboxfirst.campaigns where stat_summary__messages_sent is null") == len(null_ids)
+    rows = warehouse.query(f"select messages_sent, clicks_total from ({STAGING_SQL})")
+    assert rows == [(0, 0)] * len(null_ids)
