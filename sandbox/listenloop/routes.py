@@ -12,6 +12,9 @@ from sandbox.listenloop.models import API_EMAIL, API_TOKEN, ListenLoopStore, Val
 
 PER_PAGE = 25  # contract: per_page defaults to 25 ...
 MAX_PER_PAGE = 100  # ... and is capped at 100
+# Doc-shaped mode: the index endpoint is undocumented, so a real server may cap
+# per_page lower than the contract says; a client must not end on a short page.
+DOC_SHAPES_MAX_PER_PAGE = 50
 
 # Sandbox choice (the doc shows no error bodies): Devise's message, which the
 # X-User-Token/X-User-Email scheme (simple_token_authentication) falls back to.
@@ -58,10 +61,12 @@ def build_router(store: ListenLoopStore) -> Router:
 
     @router.route("GET", "/campaigns")
     def list_campaigns(request: Request) -> Response:
-        """Contract: JSON array, page from 1, per_page default 25 capped at 100, id order."""
+        """Contract: JSON array, page from 1, per_page default 25 capped at 100
+        (50 in doc-shaped mode), id order."""
         authenticate(request)
         page = request.int_arg("page", 1, minimum=1)
-        per_page = request.int_arg("per_page", PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
+        cap = DOC_SHAPES_MAX_PER_PAGE if world.doc_shapes else MAX_PER_PAGE
+        per_page = request.int_arg("per_page", PER_PAGE, minimum=1, maximum=cap)
         campaigns = store.visible(world.now)
         ids = [c.id for c in campaigns]
         chunk = campaigns[(page - 1) * per_page : page * per_page]

@@ -28,6 +28,12 @@ CREATION_SPAN_DAYS = HISTORY_DAYS + 10
 # Standard contact fields (the doc's Add body minus the custom favoriteColor, plus
 # subscribed/userId); anything else in a body is a custom property.
 STANDARD_FIELDS = ("email", "firstName", "lastName", "source", "subscribed", "userGroup", "userId")
+# Doc-shaped mode: a contact carries only what the doc names - the fields of its
+# Add/Update bodies (always present, null when unset), `userId` (doc "Delete") and
+# custom properties (doc: "additional fields") only when set. No `id`,
+# `subscribed` or `createdAt`: the doc shows no contact object with them.
+DOC_FIELDS = ("email", "firstName", "lastName", "userGroup", "source")
+UNDOCUMENTED_FIELDS = ("id", "subscribed", "createdAt")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SOURCES = ("Signup form", "Webinar", "Checkout", "Import", "API")
 _GROUPS = ("", "Customers", "Leads", "Partners", "Founders")
@@ -40,7 +46,9 @@ def iso_ms(moment: datetime) -> str:
 
 
 def valid_email(value: Any) -> bool:
-    return isinstance(value, str) and bool(EMAIL_RE.match(value))
+    # Consecutive dots are not allowed in an unquoted local part (RFC 5321): a
+    # malformed address that a loose client-side check lets through (sandbox).
+    return isinstance(value, str) and bool(EMAIL_RE.match(value)) and ".." not in value
 
 
 class RateLimiter:
@@ -128,6 +136,16 @@ class LoopsStore:
         if index is None or self.world_created_at(index) > now:
             return None
         return self.world_contact(index)
+
+    def shape(self, contact: dict[str, Any]) -> dict[str, Any]:
+        """A contact as ``find`` answers it: whole, or in doc-shaped mode as the doc shows one."""
+        if not self.world.doc_shapes:
+            return contact
+        out = {k: contact.get(k) or None for k in DOC_FIELDS}
+        out["email"] = contact["email"]
+        rest = {k: v for k, v in contact.items() if k not in DOC_FIELDS and k not in UNDOCUMENTED_FIELDS}
+        out.update({k: v for k, v in rest.items() if v is not None})
+        return out
 
     def find_by_user_id(self, user_id: str, now: datetime) -> dict[str, Any] | None:
         for key, contact in self._overlay.items():

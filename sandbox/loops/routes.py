@@ -99,7 +99,8 @@ def build_router(store: LoopsStore) -> Router:
 
     @router.route("GET", "/api/v1/contacts/find")
     def find(request: Request) -> Response:
-        """Doc "Find": always an array, [] when none, [contact] when found."""
+        """Doc "Find": always an array, [] when none, [contact] when found (in
+        doc-shaped mode with the doc's fields only, see ``LoopsStore.shape``)."""
         guard(store, request)
         email = request.arg("email")
         if not email:
@@ -107,7 +108,7 @@ def build_router(store: LoopsStore) -> Router:
         if not valid_email(email):
             raise fail(400, "Invalid email.")
         contact = store.find(email, world.now)
-        return Response(200, [contact] if contact is not None else [])
+        return Response(200, [store.shape(contact)] if contact is not None else [])
 
     @router.route("POST", "/api/v1/contacts/delete")
     def delete(request: Request) -> Response:

@@ -13,18 +13,16 @@ import dlt
 import pendulum
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import session_for
-from sources._shared.schema import decimal_columns, timestamp_columns
-from sources.listenloop.helpers import ShortPagePaginator, snapshot_rows
+from sources._shared.http import error_hook, session_for
+from sources.listenloop.helpers import EmptyPagePaginator, snapshot_rows
 from sources.listenloop.settings import (
     COUNTER_FIELDS,
-    DATE_FIELDS,
     DEFAULT_BASE_URL,
-    MONEY_FIELDS,
-    NULLABLE_TEXT_FIELDS,
+    ERROR_DETAIL_FIELD,
+    MAX_PAGES,
     PAGE_SIZE,
     PRICING_FIELDS,
-    TIMESTAMP_FIELDS,
+    TABLE_COLUMNS,
 )
 
 
@@ -33,11 +31,14 @@ def listenloop_source(
     api_key: str = dlt.secrets.value,
     email: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
+    page_size: int = PAGE_SIZE,
+    max_pages: int = MAX_PAGES,
 ) -> Any:
     config: RESTAPIConfig = {
         "client": {
             "base_url": base_url.rstrip("/") + "/",
-            # Documented auth: both headers on every request.
+            # Documented auth: both headers on every request. The session's redactor
+            # masks the key in any error or log line.
             "headers": {"X-User-Token": api_key, "X-User-Email": email},
             "session": session_for("listenloop", secrets=[api_key]),
         },
@@ -48,18 +49,15 @@ def listenloop_source(
                 # Contract: no server-side filters and no updated_at filter, so the
                 # list is re-read whole every run and merged on id.
                 "write_disposition": "merge",
-                "columns": {
-                    **decimal_columns(MONEY_FIELDS),
-                    **timestamp_columns(TIMESTAMP_FIELDS),
-                    **{f: {"data_type": "date"} for f in DATE_FIELDS},
-                    **{f: {"data_type": "text"} for f in NULLABLE_TEXT_FIELDS},
-                    **{f: {"data_type": "bigint"} for f in COUNTER_FIELDS},
-                },
+                "columns": TABLE_COLUMNS["campaigns"],
                 "endpoint": {
                     "path": "campaigns",
-                    "params": {"per_page": PAGE_SIZE},
+                    "params": {"per_page": page_size},
                     "data_selector": "$",  # contract: a bare JSON array
-                    "paginator": ShortPagePaginator(PAGE_SIZE),
+                    "paginator": EmptyPagePaginator(max_pages),
+                    # Every non-2xx fails the resource naming endpoint and status
+                    # (429/5xx after retries); never an empty page.
+                    "response_actions": [error_hook("listenloop", ERROR_DETAIL_FIELD, credentials="API_KEY / SOURCES__LISTENLOOP__EMAIL")],
                 },
             }
         ],
@@ -72,11 +70,7 @@ def listenloop_source(
         name="campaign_snapshots",
         write_disposition="append",
         primary_key=("campaign_id", "snapshot_at"),
-        columns={
-            **decimal_columns(PRICING_FIELDS),
-            **timestamp_columns(("snapshot_at", "campaign_updated_at")),
-            **{f: {"data_type": "bigint"} for f in COUNTER_FIELDS},
-        },
+        columns=TABLE_COLUMNS["campaign_snapshots"],
     )
     def campaign_snapshots(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield snapshot_rows(page, snapshot_at, COUNTER_FIELDS, PRICING_FIELDS)

@@ -2,8 +2,8 @@
 
 No endpoint lists contacts (contract): Loops is read one email at a time with
 ``contacts/find``. The emails are the configured list plus those found in other
-raw tables of the same warehouse (Retreaver calls' ``email`` tag); the lookups
-already made are remembered in source state so a run asks only for new, stale or
+raw tables of the same warehouse (``email_columns``); the lookups already made
+are remembered in source state so a run asks only for new, stale or
 not-yet-found emails (see docs/sources/loops.md).
 """
 
@@ -18,17 +18,17 @@ import pendulum
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from requests import Response
 
-from sources._shared.http import session_for
-from sources._shared.schema import timestamp_columns
-from sources.loops.helpers import due_emails, log, normalize_email, parse_emails, warehouse_emails
+from sources._shared.http import SourceHTTPError, entity_error_hook, session_for
+from sources.loops.helpers import due_emails, log, normalize_email, parse_email_columns, parse_emails, warehouse_emails, was_found
 from sources.loops.settings import (
     DEFAULT_BASE_URL,
     EMAIL_COLUMNS,
+    ERROR_DETAIL_FIELD,
     FIND_PATH,
     RATE_PER_SECOND,
     REFRESH_DAYS,
     RETRY_NOT_FOUND_HOURS,
-    TIMESTAMP_FIELDS,
+    TABLE_COLUMNS,
 )
 
 PARENT_EMAIL = "_emails_email"  # include_from_parent's name for the looked-up email
@@ -43,48 +43,47 @@ def loops_source(
     refresh_days: float = REFRESH_DAYS,
     retry_not_found_hours: float = RETRY_NOT_FOUND_HOURS,
     warehouse: Optional[str] = None,
+    email_columns: Any = None,  # "dataset.table.column" list; None: settings.EMAIL_COLUMNS
 ) -> Any:
+    columns = parse_email_columns(email_columns) if email_columns is not None else EMAIL_COLUMNS
     # Read now, before dlt opens the warehouse for this source's own load.
-    candidates = sorted(set(parse_emails(emails)) | set(warehouse_emails(warehouse, EMAIL_COLUMNS)))
-
-    # email -> id of its contact, for the emails due this run that found one before.
-    previous: dict[str, str] = {}
+    candidates = sorted(set(parse_emails(emails)) | set(warehouse_emails(warehouse, columns)))
 
     # Hand-written: rest_api has no resource for "a list of inputs"; this parent
     # yields the emails due for a lookup and the child below calls find for each.
     @dlt.resource(name="emails", selected=False)
     def due() -> Iterator[list[dict[str, Any]]]:
         lookups: dict[str, dict[str, Any]] = dlt.current.source_state().setdefault("lookups", {})
-        now = pendulum.now("UTC")
-        todo = due_emails(candidates, lookups, now, refresh_days, retry_not_found_hours)
+        todo = due_emails(candidates, lookups, pendulum.now("UTC"), refresh_days, retry_not_found_hours)
         log.info("loops: %d emails known, %d remembered, %d to look up", len(candidates), len(lookups), len(todo))
         for email in todo:
-            if lookups.get(email, {}).get("id"):
-                previous[email] = lookups[email]["id"]
-            # Remembered as not found ([]) unless `remember` sees its contact. State
-            # is saved with the load, so a failed run remembers nothing.
-            lookups[email] = {"at": now.isoformat(), "id": None}
             yield [{"email": email}]  # a child resource iterates its parent's pages
 
-    def tombstone(response: Response) -> None:
-        # Doc "Find": [] when no contact has the email. For an email whose contact we
-        # loaded, that contact was deleted in Loops (or replaced by a new one with
-        # another id): add a tombstone, which the merge deletes (hard_delete).
-        # Rewriting the body in a response action is dlt's documented way to reshape
-        # a response; processing steps never see an empty answer.
-        email = normalize_email(parse_qs(urlsplit(response.url).query).get("email", [""])[0])
-        old = previous.get(email or "")
+    def record_lookup(response: Response, *args: Any, **kwargs: Any) -> None:
+        # Runs only on answers entity_error_hook let through (2xx). Only an answer
+        # moves an email's schedule: a skipped lookup (error after retries) leaves
+        # its state as it was, so it is due again next run and its contact stays.
+        email = normalize_email(parse_qs(urlsplit(response.url).query).get("email", [""])[0]) or ""
         body = response.json()
-        if old and isinstance(body, list) and all(c.get("id") != old for c in body):
-            body.append({"id": old, "email": email, DELETED: True})
+        if not isinstance(body, list):
+            # Doc "Find": "will always return an array".
+            where = f"loops: GET {urlsplit(response.url).path} answered {response.status_code}"
+            raise SourceHTTPError(f"{where} with a JSON {type(body).__name__}, not the documented array")
+        lookups = dlt.current.source_state()["lookups"]
+        if not body and was_found(lookups.get(email)):
+            # Found before, [] now: deleted in Loops. A tombstone, which the merge
+            # deletes (hard_delete). Rewriting the body in a response action is
+            # dlt's documented way to reshape a response.
+            body.append({"email": email, DELETED: True})
             response._content = json.dumps(body).encode()
+        # State is saved with the load, so a failed run remembers nothing.
+        lookups[email] = {"at": pendulum.now("UTC").isoformat(), "found": any(not c.get(DELETED) for c in body)}
 
-    def remember(contact: dict[str, Any]) -> dict[str, Any]:
-        # Per found contact: stamp it and remember its id (refreshed in REFRESH_DAYS).
-        email = contact.pop(PARENT_EMAIL)
+    def stamp(contact: dict[str, Any]) -> dict[str, Any]:
+        # The key is the email we looked up (trimmed, lower-case): the doc shows no
+        # contact id, and find answers at most one contact per email.
+        contact["email"] = contact.pop(PARENT_EMAIL)
         contact["looked_up_at"] = pendulum.now("UTC")
-        if not contact.get(DELETED):
-            dlt.current.source_state()["lookups"][email] = {"at": contact["looked_up_at"].isoformat(), "id": contact["id"]}
         return contact
 
     config: RESTAPIConfig = {
@@ -99,9 +98,9 @@ def loops_source(
             due,
             {
                 "name": "contacts",
-                "primary_key": "id",
+                "primary_key": "email",
                 "write_disposition": "merge",
-                "columns": {**timestamp_columns(TIMESTAMP_FIELDS), DELETED: {"data_type": "bool", "hard_delete": True}},
+                "columns": {**TABLE_COLUMNS["contacts"], DELETED: {"data_type": "bool", "hard_delete": True}},
                 "include_from_parent": ["email"],
                 "endpoint": {
                     "path": FIND_PATH,
@@ -110,9 +109,13 @@ def loops_source(
                     # Doc: "will always return an array": [] or [contact].
                     "data_selector": "$",
                     "paginator": "single_page",
-                    "response_actions": [{"status_code": 200, "action": tombstone}],
+                    # In this order: an error answer for one email (400, 404, or a
+                    # 429/5xx after retries) is counted in ops.runs and that email
+                    # skipped before record_lookup could touch its state; 401/403
+                    # fail the source.
+                    "response_actions": [entity_error_hook("loops", ERROR_DETAIL_FIELD), record_lookup],
                 },
-                "processing_steps": [{"map": remember}],
+                "processing_steps": [{"map": stamp}],
             },
         ],
     }

@@ -14,8 +14,9 @@ import duckdb
 
 log = logging.getLogger("marketing_etl.loops")
 
-# Loose on purpose: only keeps junk ("n/a", "") away from contacts/find, which
-# answers 400 to a malformed email (sandbox) and would fail the whole run.
+# Loose on purpose: only keeps junk ("n/a", "") away from contacts/find. A
+# malformed address it lets through costs one request: find's error answer (400 in
+# the sandbox; the doc shows none) skips that email and is counted in ops.runs.
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
@@ -25,6 +26,29 @@ def normalize_email(value: Any) -> str | None:
         return None
     email = value.strip().lower()
     return email if _EMAIL.match(email) else None
+
+
+def emails_in(value: Any) -> list[str]:
+    """The emails in one stored value. Retreaver's doc shows tag values holding
+    several values separated by commas ("attempt": "<id>,<id>"), so split first."""
+    if not isinstance(value, str):
+        return []
+    return [e for e in (normalize_email(v) for v in re.split(r"[,;\s]+", value)) if e]
+
+
+def parse_email_columns(value: Any) -> tuple[tuple[str, str, str], ...]:
+    """SOURCES__LOOPS__EMAIL_COLUMNS: "dataset.table.column" entries, as a list or
+    one string separated by commas (or ready-made 3-tuples)."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else re.split(r"[\s,;]+", text)
+    out = []
+    for entry in value or []:
+        parts = tuple(entry.split(".")) if isinstance(entry, str) else tuple(entry)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"loops: email column {entry!r} is not dataset.table.column")
+        out.append(parts)
+    return tuple(out)  # type: ignore[arg-type]
 
 
 def parse_emails(value: Any) -> list[str]:
@@ -76,7 +100,7 @@ def warehouse_emails(warehouse: str | None, columns: Iterable[tuple[str, str, st
                 log.warning("loops: %s.%s.%s not in the warehouse yet; using the configured emails only", schema, table, column)
                 continue
             rows = con.execute(f'select distinct "{column}" from "{schema}"."{table}" where "{column}" is not null').fetchall()
-            found.update(e for e in (normalize_email(r[0]) for r in rows) if e)
+            found.update(e for r in rows for e in emails_in(r[0]))
     except Exception as exc:  # noqa: BLE001 - never let a foreign table break the load
         log.warning("loops: reading emails from the warehouse failed (%s); using what was read", exc)
     finally:
@@ -93,10 +117,15 @@ def destination_emails(sql_client_for: Any, columns: Iterable[tuple[str, str, st
             with sql_client_for(dataset) as client:
                 query = f"select distinct {client.escape_column_name(column)} from {client.make_qualified_table_name(table)}"
                 with client.execute_query(query) as cursor:
-                    found.update(e for e in (normalize_email(r[0]) for r in cursor.fetchall()) if e)
+                    found.update(e for r in cursor.fetchall() for e in emails_in(r[0]))
         except Exception as exc:  # noqa: BLE001 - a missing table (first run) is not an error
             log.warning("loops: cannot read %s.%s.%s from the warehouse (%s); using the configured emails only", dataset, table, column, type(exc).__name__)
     return sorted(found)
+
+
+def was_found(last: Mapping[str, Any] | None) -> bool:
+    """Whether the last lookup found a contact (state written before "found" kept its id)."""
+    return bool(last) and bool(last.get("found", last.get("id")))  # type: ignore[union-attr]
 
 
 def due_emails(
@@ -107,7 +136,7 @@ def due_emails(
     retry_not_found_hours: float,
 ) -> list[str]:
     """The emails a run looks up, from the lookups remembered in source state
-    (email -> {"at": ISO time of the last lookup, "id": contact id or None}):
+    (email -> {"at": ISO time of the last answered lookup, "found": bool}):
 
     (a) never looked up; (b) not found ([]) and last asked more than
     ``retry_not_found_hours`` ago; (c) found and last refreshed more than
@@ -116,14 +145,14 @@ def due_emails(
     emails no longer configured nor seen are forgotten by the schedule.
     """
     due = []
-    known = {e for e, last in lookups.items() if last.get("id")}
+    known = {e for e, last in lookups.items() if was_found(last)}
     for email in sorted(set(candidates) | known):
         last = lookups.get(email)
         if last is None:
             due.append(email)
             continue
         age = now - datetime.fromisoformat(last["at"])
-        limit = timedelta(days=refresh_days) if last.get("id") else timedelta(hours=retry_not_found_hours)
+        limit = timedelta(days=refresh_days) if was_found(last) else timedelta(hours=retry_not_found_hours)
         if age >= limit:
             due.append(email)
     return due

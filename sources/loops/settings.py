@@ -1,5 +1,9 @@
 """Loops constants (see docs/sources/loops.md)."""
 
+from dlt.common.schema.typing import TColumnSchema
+
+from sources._shared.schema import timestamp_columns
+
 # The documented host (doc "Contacts": https://app.loops.so/api/v1/...);
 # configuration (SOURCES__LOOPS__BASE_URL) overrides it.
 DEFAULT_BASE_URL = "https://app.loops.so"
@@ -18,7 +22,29 @@ REFRESH_DAYS = 7.0
 RETRY_NOT_FOUND_HOURS = 24.0
 
 # Other raw tables of the same warehouse whose values are emails to look up:
-# (dataset, table, column). Retreaver flattens a call's `email` tag into tag_email.
+# (dataset, table, column); SOURCES__LOOPS__EMAIL_COLUMNS (["dataset.table.column",
+# ...]) overrides it. Our assumption, in neither doc: that calls carry the caller's
+# email in a tag named `email` (Retreaver's doc shows no such tag; tags are the
+# account's own), which the Retreaver source flattens into tag_email.
 EMAIL_COLUMNS = (("retreaver", "calls", "tag_email"),)
 
-TIMESTAMP_FIELDS = ("createdAt", "looked_up_at")
+# The doc shows no error body; Loops' public API answers {"success": false,
+# "message": "..."} (sandbox choice). Only quoted in error messages.
+ERROR_DETAIL_FIELD = "message"
+
+# Raw table -> typed columns (sources/catalog.py). The doc shows no contact object:
+# `email` (the key) and the fields of its Add/Update bodies are all it names.
+# `id`, `subscribed`, `createdAt` are what Loops' public API adds (not in the doc):
+# typed so they exist, null, when an answer lacks them. No staging model reads
+# Loops today. Names as stored (dlt snake_cases firstName -> first_name).
+TABLE_COLUMNS: dict[str, dict[str, TColumnSchema]] = {
+    "contacts": {
+        "email": {"data_type": "text", "nullable": False},
+        **{name: {"data_type": "text"} for name in ("first_name", "last_name", "user_group", "source", "user_id")},  # type: ignore[misc]
+        # Explicitly nullable: tables made when `id` was the key stored it NOT NULL,
+        # and a tombstone (deletes by email) has no id.
+        "id": {"data_type": "text", "nullable": True},
+        "subscribed": {"data_type": "bool"},
+        **timestamp_columns(("created_at", "looked_up_at")),
+    }
+}

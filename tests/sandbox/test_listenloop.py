@@ -124,6 +124,17 @@ def test_pages_beyond_the_end_are_empty_and_parameters_are_validated(client):
     assert len(client.get("/campaigns", per_page=7, page=2).json()) == 7
 
 
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_doc_shapes_cap_per_page_at_50_with_the_same_campaigns(sandbox, client):
+    # The index endpoint is undocumented: a real server may cap lower than the contract.
+    assert len(client.get("/campaigns", per_page=100).json()) == 50
+    assert len(client.get("/campaigns", per_page=100, page=2).json()) == 30
+    rows = client.get("/campaigns", per_page=50).json() + client.get("/campaigns", per_page=50, page=2).json()
+    assert all(list(r) == DOC_FIELDS for r in rows)
+    assert any(r["start_date"] is None for r in rows) and any(r["impressions_count"] is None for r in rows)
+    assert totals(rows)["count"] == truth(sandbox)["count"]
+
+
 def test_one_campaign_and_404(client):
     first = client.get("/campaigns").json()[0]
     response = client.get(f"/campaigns/{first['id']}")

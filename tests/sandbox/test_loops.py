@@ -77,8 +77,20 @@ def test_find_returns_an_array_with_one_contact(client):
     assert client.find("nobody@nowhere.test") == []  # doc: "you will receive an empty array"
 
 
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
+def test_doc_shapes_contacts_carry_only_the_documented_fields(sandbox, client):
+    found = [c for e in world_emails()[:20] for c in client.find(e)]
+    assert found
+    for contact in found:
+        # The doc's Add/Update body fields (null when unset), then set extras only.
+        assert list(contact)[:5] == ["email", "firstName", "lastName", "userGroup", "source"]
+        assert not {"id", "subscribed", "createdAt"} & set(contact)
+        assert all(v is not None for k, v in list(contact.items())[5:])
+    assert any("userId" not in c for c in found) and any("utmCampaign" in c for c in found)
+
+
 def test_find_validates_the_email_parameter(client):
-    for params in ({}, {"email": ""}, {"email": "not-an-email"}):
+    for params in ({}, {"email": ""}, {"email": "not-an-email"}, {"email": "two..dots@example.test"}):
         response = client.call("GET", "/contacts/find", params=params)
         assert response.status_code == 400
         assert response.json()["success"] is False
