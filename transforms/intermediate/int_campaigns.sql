@@ -33,15 +33,28 @@ inboxfirst as (
     from staging.stg_inboxfirst__campaigns
 ),
 
+-- The doc's campaign objects show only the customer id (cid); the calls carry both
+-- it and the internal id the marts key Retreaver rows by.
+retreaver_ids as (
+    select
+        retreaver_campaign_cid,
+        min(retreaver_campaign_id) as retreaver_campaign_id
+    from staging.stg_retreaver__calls
+    where retreaver_campaign_cid is not null and retreaver_campaign_id is not null
+    group by retreaver_campaign_cid
+),
+
 retreaver as (
     select
         'retreaver' as platform,
         -- Campaigns do not name their company; the calls do (account_id there).
         cast(null as varchar) as account_id,
         cast(null as varchar) as account_name,
-        retreaver_campaign_id as campaign_id,
-        retreaver_campaign_name as campaign_name
-    from staging.stg_retreaver__campaigns
+        coalesce(campaigns.retreaver_campaign_id, retreaver_ids.retreaver_campaign_id) as campaign_id,
+        campaigns.retreaver_campaign_name as campaign_name
+    from staging.stg_retreaver__campaigns as campaigns
+    left join retreaver_ids
+        on retreaver_ids.retreaver_campaign_cid = campaigns.retreaver_campaign_cid
 ),
 
 final as (
