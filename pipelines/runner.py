@@ -250,11 +250,13 @@ class Runner:
         return result
 
     def _loops_emails(self) -> list[str]:
-        from sources.loops.helpers import destination_emails, parse_emails
+        from sources.loops.helpers import destination_emails, parse_email_columns, parse_emails
         from sources.loops.settings import EMAIL_COLUMNS
 
         configured = parse_emails(dlt.config.get("sources.loops.emails"))
-        found = destination_emails(lambda dataset: make_pipeline(dataset, self.warehouse).sql_client(), EMAIL_COLUMNS)
+        setting = dlt.config.get("sources.loops.email_columns")
+        columns = parse_email_columns(setting) if setting is not None else EMAIL_COLUMNS
+        found = destination_emails(lambda dataset: make_pipeline(dataset, self.warehouse).sql_client(), columns)
         return sorted(set(configured) | set(found))
 
     def _extract_and_load(self, name: str) -> SourceResult:

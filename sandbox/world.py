@@ -64,7 +64,9 @@ class World:
     # Link header on v2 call pages, Marin next links without the query's filters,
     # the InboxFirst list without ``success``, optional fields null, catalogue rows
     # with only the documented keys, a lower per_page cap on ListenLoop). The data
-    # (and the truth) are the same in both modes; only the answers' shape differs.
+    # are the same in both modes; only the answers' shape differs, and ``truth``
+    # only where a shape changes what a correct pipeline can end with (InboxFirst
+    # sends answered with a null stat_summary).
     doc_shapes: bool = False
 
     def __post_init__(self) -> None:
