@@ -93,7 +93,9 @@ def test_a_backfill_merges_in_chunks_leaves_cursors_alone_and_changes_nothing_wh
     after = cli("run", "--sources", "retreaver", "--no-transform", "--json", "--warehouse", path, env=env)
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["runs"][0]["cursor_before"] == cursor
-    assert len(sandbox.requests("retreaver", since=seq)) < 20
+    # A full walk of the calls would be dozens of pages; from the cursor it is one or two.
+    call_pages = [r for r in sandbox.requests("retreaver", since=seq) if r["path"].endswith("/calls.json")]
+    assert 1 <= len(call_pages) <= 3
 
 
 def test_an_end_date_in_the_configuration_fails_normal_runs_instead_of_freezing_them(sandbox, warehouse, monkeypatch):
