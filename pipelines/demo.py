@@ -67,16 +67,18 @@ def summary(warehouse: str | Path, result: RunResult, transformed: TransformResu
         if transformed.status == "built":
             per_platform = con.execute(
                 """
-                select platform, sum(spend), sum(platform_conversions), sum(attributed_calls), sum(calls),
-                       sum(platform_conversions_value + attributed_call_revenue + call_revenue)
+                select platform, sum(spend), sum(platform_conversions), sum(calls), sum(conversions_value),
+                       bool_or(spend is null), bool_or(conversions_value is null)
                 from marts.marketing_daily group by platform order by platform
                 """
             ).fetchall()
             currency = con.execute("select max(value) from seeds.settings where key = 'reporting_currency'").fetchone()[0]
-            lines += ["", f"spend and conversions per platform ({currency}):"]
-            lines.append(f"  {'platform':<13} {'spend':>14} {'conversions':>12} {'attr. calls':>12} {'own calls':>10} {'value':>14}")
-            for platform, spend, conversions, attributed, calls, value in per_platform:
-                lines.append(f"  {platform:<13} {spend:>14,.2f} {conversions:>12,} {attributed:>12,} {calls:>10,} {value:>14,.2f}")
+            lines += ["", f"spend and conversions per platform ({currency}; each converted call counted once, on the row it is attributed to):"]
+            lines.append(f"  {'platform':<13} {'spend':>14} {'conversions':>12} {'calls':>10} {'value':>14}")
+            for platform, spend, conversions, calls, value, spend_unknown, value_unknown in per_platform:
+                lines.append(
+                    f"  {platform:<13} {_money(spend, spend_unknown):>14} {conversions:>12,} {calls:>10,} {_money(value, value_unknown):>14}"
+                )
     lines += [
         "",
         f"warehouse: {warehouse}",
@@ -87,6 +89,13 @@ def summary(warehouse: str | Path, result: RunResult, transformed: TransformResu
         f"run history: select * from ops.runs;   freshness: .venv/bin/marketing-etl status --warehouse {warehouse}",
     ]
     return "\n".join(lines)
+
+
+def _money(total: Any, some_unknown: bool) -> str:
+    """Unknown stays unknown: a platform with no cost configured (email) has no spend."""
+    if total is None:
+        return "unknown"
+    return f"{total:,.2f}" + ("+?" if some_unknown else "")
 
 
 def demo_ok(result: RunResult, transformed: TransformResult) -> bool:

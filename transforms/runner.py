@@ -40,7 +40,7 @@ TRANSFORMS_DIR = Path(__file__).parent
 LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
 SEEDS_SCHEMA = "seeds"
 # Seed columns that hold money or rates: CSV carries no types, and these must not be floats.
-DECIMAL_SEED_COLUMNS = {"rate", "usd_per_unit", "cost_per_thousand"}
+DECIMAL_SEED_COLUMNS = {"rate", "usd_per_unit", "cost_per_thousand", "cost"}
 # dlt destination type -> sqlglot dialect
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery", "snowflake": "snowflake"}
 
@@ -143,10 +143,24 @@ def load_seeds(
     if not tables:
         return {}
     pipeline = dlt.pipeline("marketing_etl_seeds", destination=destination, dataset_name=SEEDS_SCHEMA, pipelines_dir=pipelines_dir)
-    resources = [dlt.resource(rows, name=name, write_disposition="replace", columns=hints) for name, (rows, hints) in tables.items()]
+    filled = {name: table for name, table in tables.items() if table[0]}
+    resources = [dlt.resource(rows, name=name, write_disposition="replace", columns=hints) for name, (rows, hints) in filled.items()]
     # parquet where the destination takes it (DuckDB); others use their default format.
     on_duckdb = DIALECTS.get(pipeline.destination.destination_name) == "duckdb"
-    pipeline.run(resources, loader_file_format="parquet" if on_duckdb else None)
+    if resources:
+        pipeline.run(resources, loader_file_format="parquet" if on_duckdb else None)
+    # dlt loads nothing for a seed emptied to its header, so its old rows would stay:
+    # an empty seed is replaced by an empty table of the same columns.
+    empty = {name: hints for name, (rows, hints) in tables.items() if not rows}
+    if empty:
+        dialect = DIALECTS.get(pipeline.destination.destination_name, "duckdb")
+        with pipeline.sql_client() as client:
+            client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {SEEDS_SCHEMA}")
+            for name, hints in empty.items():
+                columns = ", ".join(f'"{c}" {sql_type(h)}' for c, h in hints.items())
+                create = sqlglot.transpile(f"CREATE TABLE {SEEDS_SCHEMA}.{name} ({columns})", read="duckdb", write=dialect)[0]
+                client.execute_sql(f"DROP TABLE IF EXISTS {SEEDS_SCHEMA}.{name}")
+                client.execute_sql(create)
     return {name: len(rows) for name, (rows, _) in tables.items()}
 
 

@@ -70,10 +70,11 @@ def is_cpc(strategy: str) -> bool:
     return strategy == "CPC"
 
 
-def estimated_spend(strategy: str, cpm: Decimal, max_bid: Decimal, impressions: int, clicks: int) -> Decimal:
-    """The contract's estimate: impressions x CPM / 1000, or clicks x max_bid for CPC."""
+def estimated_spend(strategy: str, cpm: Decimal, ecpc_target: Decimal, impressions: int, clicks: int) -> Decimal:
+    """The contract's estimate: impressions x CPM / 1000, or clicks x ecpc_target for CPC
+    (the doc's "Campaign eCPC target"; ``max_bid`` is the max CPM bid)."""
     if is_cpc(strategy):
-        return clicks * max_bid
+        return clicks * ecpc_target
     return impressions * cpm / 1000
 
 
@@ -218,20 +219,23 @@ class ListenLoopStore:
         created_at = created_at.replace(microsecond=rng.randrange(1000) * 1000)
         strategy = rng.choices(STRATEGIES, weights=(50, 15, 10, 25))[0]
         cpm = Decimal(rng.choice(("12.5", "15.0", "18.0", "20.0", "25.0", "30.0", "35.0")))
-        max_bid = Decimal(rng.choice(("1.5", "2.0", "2.25", "2.75", "3.5"))) if is_cpc(strategy) else Decimal("0.02")
+        # CPC campaigns pay per click at their eCPC target (contract).
+        click_price = Decimal(rng.choice(("1.5", "2.0", "2.25", "2.75", "3.5"))) if is_cpc(strategy) else Decimal("0.02")
         budget = Decimal(rng.choice((50, 75, 100, 150, 200, 250, 400)))
         # About one campaign in twelve never got a destination URL: the doc's
         # "worthy_of_dsp: false / No destination Url" case, and it never delivers.
         delivers = rng.random() >= 0.08
         slug = re.sub(r"[^a-z0-9]+", "-", entry.name.lower()).strip("-")
         delivery_start_day = entry.created_day + rng.randint(1, 3)
+        target_draw = Decimal(rng.choice(("0.02", "0.5", "1.0", "1.5")))
         attrs: dict[str, Any] = dict(DEFAULTS)
         attrs.update(
             name=entry.name,
             bidding_strategy=strategy,
             user_defined_cpm=cpm,
-            max_bid=max_bid,
-            ecpc_target=Decimal(rng.choice(("0.02", "0.5", "1.0", "1.5"))),
+            # The doc's max_bid is the max CPM bid: a CPC campaign caps its CPM at its CPM bid.
+            max_bid=cpm if is_cpc(strategy) else Decimal("0.02"),
+            ecpc_target=click_price if is_cpc(strategy) else target_draw,
             daily_budget=budget,
             bw_lifetime_budget=Decimal(rng.choice((5000, 10000, 20000))),
             pacing=rng.choice(PACINGS),
@@ -246,7 +250,7 @@ class ListenLoopStore:
         ctr = rng.uniform(0.0012, 0.0055)
         pace = rng.uniform(0.55, 0.95)
         if is_cpc(strategy):
-            daily_impressions = float(budget / max_bid) * pace / ctr
+            daily_impressions = float(budget / click_price) * pace / ctr
         else:
             daily_impressions = float(budget * 1000 / cpm) * pace
         campaign = Campaign(
@@ -473,7 +477,7 @@ class ListenLoopStore:
             for k in range(5):
                 sums[k] += counters[k]
             a = campaign.attrs
-            spend += estimated_spend(a["bidding_strategy"], a["user_defined_cpm"], a["max_bid"], counters[0], counters[1])
+            spend += estimated_spend(a["bidding_strategy"], a["user_defined_cpm"], a["ecpc_target"], counters[0], counters[1])
         impressions, clicks, views, _, converted = sums
         return {
             "campaigns": {

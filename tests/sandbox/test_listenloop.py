@@ -69,7 +69,7 @@ def totals(rows: list[dict]) -> dict:
     spend = Decimal(0)
     for r in rows:
         if r["bidding_strategy"] == "CPC":
-            spend += (r["clicks_count"] or 0) * Decimal(r["max_bid"])
+            spend += (r["clicks_count"] or 0) * Decimal(r["ecpc_target"])
         else:
             spend += (r["impressions_count"] or 0) * Decimal(r["user_defined_cpm"]) / 1000
     return {"count": len(rows), **sums, "estimated_spend": spend}

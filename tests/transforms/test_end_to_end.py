@@ -11,7 +11,9 @@ from pipelines.transform import run_transforms
 from tests.conftest import both_sandbox_modes
 
 # Loops feeds no mart; leaving it out keeps the test fast (it is paced at 9 req/s).
-SOURCES = ("listenloop", "marin_social", "inboxfirst", "retreaver")
+# FX gives daily rates: the shipped seed's monthly rows alone are older than the
+# fx_rate_not_stale limit (7 days) on most days.
+SOURCES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "fx")
 
 
 def load_and_build(warehouse):
@@ -48,8 +50,15 @@ def assert_marts_equal_truth(sandbox, warehouse):
     # Over all days, the snapshot deltas add up to the latest lifetime counters.
     assert warehouse.scalar("select sum(impressions) from marts.spend_daily where platform = 'listenloop'") == listenloop["sum_impressions_count"]
     assert warehouse.scalar("select sum(clicks) from marts.spend_daily where platform = 'listenloop'") == listenloop["sum_clicks_count"]
+    # The contract's estimate: CPM bid per thousand impressions, or ecpc_target per click.
     assert spend_local(warehouse, "listenloop") == Decimal(listenloop["estimated_spend"])
     assert warehouse.scalar("select bool_and(is_spend_estimated) from marts.spend_daily where platform = 'listenloop'") is True
+    # History before the first snapshot is spread over the active days: no day holds
+    # more than a plausible day of the campaign's budget (pacing tops out near 1.1x).
+    assert warehouse.scalar(
+        "select count(*) from marts.spend_daily as d join staging.stg_listenloop__campaigns as c using (campaign_id)"
+        " where d.platform = 'listenloop' and d.spend_local > 1.5 * c.daily_budget"
+    ) == 0
 
     calls = truth["retreaver"]["calls"]
     assert spend_local(warehouse, "retreaver") == Decimal(calls["sum_payout"]) + Decimal(calls["sum_cost"])
@@ -65,10 +74,18 @@ def assert_marts_equal_truth(sandbox, warehouse):
     # Every mart row has a rate, and every reconciliation check holds.
     assert warehouse.scalar("select count(*) from marts.spend_daily where fx_rate is null") == 0
     assert warehouse.scalar("select count(*) from marts.reconciliation where not is_ok") == 0
-    # Nothing is lost between the call conversions and the dashboard table.
-    attributed, own = warehouse.query("select sum(attributed_calls), sum(calls) from marts.marketing_daily")[0]
-    assert own == calls["converted"]
-    assert attributed == warehouse.scalar("select count(*) from marts.call_conversions where is_attributed")
+    # Every converted call is on exactly one dashboard row: summing over platforms
+    # gives the converted calls and their revenue, never more.
+    summed_calls, summed_revenue = warehouse.query("select sum(calls), sum(call_revenue) from marts.marketing_daily")[0]
+    assert summed_calls == calls["converted"]
+    assert summed_revenue == Decimal(calls["sum_revenue"])
+    # The Retreaver rows keep only the calls attributed to no campaign.
+    assert warehouse.scalar("select sum(calls) from marts.marketing_daily where platform = 'retreaver'") == warehouse.scalar(
+        "select count(*) from marts.call_conversions where not is_attributed"
+    )
+    # Unknown is null, never 0: no cost per click or conversion without known spend.
+    assert warehouse.scalar("select count(*) from marts.marketing_daily where cpa = 0 or cpc = 0") == 0
+    assert warehouse.scalar("select count(*) from marts.marketing_daily where platform = 'inboxfirst' and spend is not null and spend <> 0") == 0
 
 
 @both_sandbox_modes
@@ -89,7 +106,8 @@ def test_two_configured_sources_get_their_marts_and_the_others_are_named_absent(
     """A user with only Marin Social and Retreaver: the marts are built for those two,
     every data test passes, and the unconfigured platforms are named, not a skipped build."""
     sandbox.reset(doc_shapes=True)
-    configured = ("marin_social", "retreaver")
+    # FX needs no key: it is configured by default (the sandbox stands for its public host).
+    configured = ("marin_social", "retreaver", "fx")
     for name in SOURCE_NAMES:
         if name not in configured:
             for key in list(sandbox.env()):

@@ -58,28 +58,39 @@ NY Installs,listenloop,5002
 # Raw tables as the dlt sources land them: only the columns staging reads, with the
 # types dlt gives them (money DECIMAL(18,6), timestamps TIMESTAMPTZ, ids as loaded).
 RAW: dict[str, tuple[str, list[tuple]]] = {
+    # 5001 starts 03-01 (start_date); 5002 has no start_date: created_at (03-01 18:00
+    # UTC) stands in. 5002 is CPC: spend is clicks x ecpc_target (0.50), never
+    # max_bid (the max CPM bid). 5003 shares its name with Marin's ms-1.
     "listenloop.campaigns": (
         "id bigint, organization_id bigint, name varchar, user_defined_status varchar, bidding_strategy varchar,"
-        " user_defined_cpm decimal(18,6), max_bid decimal(18,6), daily_budget decimal(18,6),"
-        " bw_lifetime_budget decimal(18,6), created_at timestamptz, updated_at timestamptz, archived_at timestamptz",
+        " user_defined_cpm decimal(18,6), max_bid decimal(18,6), ecpc_target decimal(18,6), daily_budget decimal(18,6),"
+        " bw_lifetime_budget decimal(18,6), start_date date, end_date date, created_at timestamptz, updated_at timestamptz,"
+        " archived_at timestamptz",
         [
-            (5001, 900, "Spring Display", "active", "CPM", "10.00", None, "50", "1000", "2025-02-20T00:00:00Z", "2025-03-03T12:00:00Z", None),
-            (5002, 900, "Retarget CPC", "active", "CPC", None, "1.50", "50", "1000", "2025-02-20T00:00:00Z", "2025-03-03T12:00:00Z", None),
+            (5001, 900, "Spring Display", "active", "CPM", "10.00", None, None, "50", "1000", "2025-03-01", None, "2025-02-20T00:00:00Z", "2025-03-03T12:00:00Z", None),
+            (5002, 900, "Retarget CPC", "active", "CPC", None, "1.50", "0.50", "50", "1000", None, None, "2025-03-01T18:00:00Z", "2025-03-03T12:00:00Z", None),
+            (5003, 900, "Berlin Leads", "active", "CPM", "20.00", None, None, "50", "1000", None, None, "2025-03-01T00:00:00Z", "2025-03-04T00:00:00Z", None),
         ],
     ),
-    # Three runs. 5001 (CPM): counters only grow; the CPM bid goes 8 -> 10 before
-    # run 3. 5002 (CPC): counters reset between runs 2 and 3 (conversions to NULL =
-    # none yet). Run 3 is stamped 23:30 at -05:00, i.e. 04:30 UTC on 03-04.
+    # 5001 (CPM): first snapshot after 30 hours of delivery (history to spread);
+    # the CPM bid goes 8 -> 10 before run 3, stamped 23:30 at -05:00 = 04:30 UTC on
+    # 03-04. 5002 (CPC): at run 3 impressions still grow but clicks dip 50 -> 48 and
+    # conversions go NULL (= 0): corrections. 5003: created at its first snapshot
+    # (nothing yet), then a gap of three whole days until its counters next moved.
     "listenloop.campaign_snapshots": (
         "campaign_id bigint, snapshot_at timestamptz, bidding_strategy varchar, impressions_count bigint,"
-        " clicks_count bigint, conversion_c_page_views_count bigint, user_defined_cpm decimal(18,6), max_bid decimal(18,6)",
+        " clicks_count bigint, conversion_c_page_views_count bigint, user_defined_cpm decimal(18,6), max_bid decimal(18,6),"
+        " ecpc_target decimal(18,6), campaign_updated_at timestamptz",
         [
-            (5001, "2025-03-02T06:00:00Z", "CPM", 1000, 10, 1, "8.00", None),
-            (5001, "2025-03-03T06:00:00Z", "CPM", 2500, 25, 3, "8.00", None),
-            (5001, "2025-03-03T23:30:00-05:00", "CPM", 3000, 30, 3, "10.00", None),
-            (5002, "2025-03-02T06:00:00Z", "CPC", 400, 20, 2, None, "1.50"),
-            (5002, "2025-03-03T06:00:00Z", "CPC", 900, 50, 4, None, "1.50"),
-            (5002, "2025-03-03T23:30:00-05:00", "CPC", 100, 4, None, None, "1.50"),
+            (5001, "2025-03-02T06:00:00Z", "CPM", 1000, 10, 1, "8.00", None, None, None),
+            (5001, "2025-03-03T06:00:00Z", "CPM", 2500, 25, 3, "8.00", None, None, None),
+            (5001, "2025-03-03T23:30:00-05:00", "CPM", 3000, 30, 3, "10.00", None, None, None),
+            (5002, "2025-03-02T06:00:00Z", "CPC", 400, 20, 2, None, "1.50", "0.50", None),
+            (5002, "2025-03-03T06:00:00Z", "CPC", 900, 50, 4, None, "1.50", "0.50", None),
+            (5002, "2025-03-03T23:30:00-05:00", "CPC", 950, 48, None, None, "1.50", None, None),
+            (5003, "2025-03-01T00:00:00Z", "CPM", 0, 0, 0, "20.00", None, None, None),
+            # Read at 09:00, but its counters last moved at midnight (updated_at): the gap ends there.
+            (5003, "2025-03-04T09:00:00Z", "CPM", 3000, 6, 0, "20.00", None, None, "2025-03-04T00:00:00Z"),
         ],
     ),
     "marin_social.accounts": (
@@ -114,7 +125,8 @@ RAW: dict[str, tuple[str, list[tuple]]] = {
         [
             ("2025-03-01", "ad-1a", "ms-1", "mp1", 600, 30, "12.00"),
             ("2025-03-01", "ad-1b", "ms-1", "mp1", 400, 20, "8.00"),
-            ("2025-03-03", "ad-1a", "ms-1", "mp1", 2000, 0, "11.00"),
+            # One cent short of the campaign level, on a day past the restatement window.
+            ("2025-03-03", "ad-1a", "ms-1", "mp1", 2000, 0, "10.99"),
             ("2025-03-04", "ad-1a", "ms-1", "mp1", 0, 0, "0"),
             ("2025-03-02", "ad-2a", "ms-2", "mp2", 500, 25, "50.00"),
         ],
@@ -137,11 +149,16 @@ RAW: dict[str, tuple[str, list[tuple]]] = {
             (802, "RC-802", "Partner Line", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
         ],
     ),
-    # c1 via the map (case and spaces differ), c2 via a campaign id, c3 via a campaign
-    # name in another case, c4 matches nothing; c5 and c6 did not convert (c6's
+    # c1 via the map (case and spaces differ; the map wins whatever the source), c2
+    # via a campaign id (its source "ll" is not in the seed: every platform open), c3
+    # via a campaign name in another case (fb -> Marin Social, so not ListenLoop's
+    # 5003 of the same name), c4 matches nothing; c5 and c6 did not convert (c6's
     # converted is NULL and it came in 23:00 at -05:00 = 04:00 UTC on 03-03). c7 is
     # on 03-01, before any USD or GBP rate: fine in USD (USD->USD is 1), but with a
     # GBP reporting currency its money cannot be converted and must stay NULL.
+    # c8: the name of ms-1 and of 5003, no source: ambiguous, stays unattributed.
+    # c9: linkedin -> ListenLoop 5003 by name. c10: newsletter -> the email send
+    # 7001 by name. c11: Marin's ms-1 at 23:30 UTC = 00:30 on 03-04 in Berlin.
     "retreaver.calls": (
         "uuid varchar, created_at timestamptz, updated_at timestamptz, company_id bigint, campaign_id bigint, cid varchar,"
         " campaign_name varchar, system_affiliate_id bigint, affiliate_name varchar, status varchar, converted boolean,"
@@ -155,23 +172,56 @@ RAW: dict[str, tuple[str, list[tuple]]] = {
             ("c5", "2025-03-03T10:00:00Z", "2025-03-03T12:00:00Z", 55, 802, "RC-802", "Partner Line", 1, "Aff", "completed", False, True, False, None, None, "0.75", 30, "fb", "berlin leads", None),
             ("c6", "2025-03-02T23:00:00-05:00", "2025-03-03T12:00:00Z", 55, 801, "RC-801", "Inbound Sales", 1, "Aff", "no-answer", None, False, False, None, None, "0.25", 5, None, None, None),
             ("c7", "2025-03-01T15:00:00Z", "2025-03-01T16:00:00Z", 55, 801, "RC-801", "Inbound Sales", 1, "Aff", "completed", True, True, False, "60", "15", "1.00", 240, None, "ny installs", None),
+            ("c8", "2025-03-03T10:30:00Z", "2025-03-03T12:00:00Z", 55, 802, "RC-802", "Partner Line", 1, "Aff", "completed", True, True, False, "20", "5", "0.50", 60, None, "Berlin Leads", None),
+            ("c9", "2025-03-03T11:00:00Z", "2025-03-03T12:00:00Z", 55, 801, "RC-801", "Inbound Sales", 1, "Aff", "completed", True, True, False, "70", "20", "1.00", 100, "LinkedIn ", "berlin leads", None),
+            ("c10", "2025-03-03T12:00:00Z", "2025-03-03T13:00:00Z", 55, 801, "RC-801", "Inbound Sales", 1, "Aff", "completed", True, True, False, "30", "0", "0.50", 80, "newsletter", "March Promo", None),
+            ("c11", "2025-03-03T23:30:00Z", "2025-03-03T23:59:00Z", 55, 802, "RC-802", "Partner Line", 1, "Aff", "completed", True, True, False, "20", "5", "0.50", 70, "instagram", "BERLIN LEADS", None),
         ],
     ),
-    # Retreaver's own daily totals, equal to the calls (so those checks tie out).
+    # Retreaver's own daily totals. 03-02 equals the calls. 03-03 was read before
+    # c11 came in (a live source): one call, 20 revenue, 5 payout, 0.50 cost short,
+    # within the tolerance on the newest day: pending, not failed.
     "retreaver.report_daily": (
         "day date, total_calls bigint, converted_count double, revenue decimal(18,6), payout decimal(18,6), cost decimal(18,6)",
         [
             ("2025-03-02", 2, 2.0, "150", "50", "3.50"),
-            ("2025-03-03", 4, 2.0, "120", "35", "2.50"),
+            ("2025-03-03", 7, 5.0, "240", "60", "4.50"),
         ],
     ),
 }
 
+# Restatement windows of one day (the newest): the older days must tie out exactly.
+SETTINGS = {
+    "reporting_timezone": "",
+    "marin_social_restatement_days": "1",
+    "retreaver_restatement_days": "1",
+    "reconciliation_tolerance_abs": "5",
+    "reconciliation_tolerance_pct": "10",
+}
+# Email costs as a user configures them; the shipped seed leaves the cost unknown.
+EMAIL_COST_PER_THOUSAND = """platform,cost_basis,cost,currency_code,valid_from
+inboxfirst,per_thousand_sent,2.50,USD,2025-01-01
+"""
 CASES = {
-    # USD reporting, 2.50 per thousand emails.
-    "usd": {"reporting_currency": "USD", "email_cost_per_thousand": "2.50"},
-    # GBP reporting: USD and EUR through cross rates; email cost is in GBP already.
-    "gbp": {"reporting_currency": "gbp", "email_cost_per_thousand": "2.50"},
+    # USD reporting, 2.50 USD per thousand emails sent.
+    "usd": ({**SETTINGS, "reporting_currency": "USD"}, {"platform_costs.csv": EMAIL_COST_PER_THOUSAND}),
+    # GBP reporting: USD and EUR through cross rates; email cost not configured
+    # (the shipped seed): unknown, so null.
+    "gbp": ({**SETTINGS, "reporting_currency": "gbp"}, {}),
+}
+# Checked by targeted assertions (test_reporting_timezone_...), not golden files: a
+# reporting time zone (Berlin, UTC+1 in March) and every email cost basis.
+EMAIL_COSTS_ALL_BASES = """platform,cost_basis,cost,currency_code,valid_from
+inboxfirst,per_thousand_sent,2.50,USD,2025-01-01
+inboxfirst,per_thousand_sent,9.99,USD,2025-04-01
+inboxfirst,per_send,5,,2025-03-01
+inboxfirst,monthly,300,USD,2025-03-01
+"""
+EXTRA_CASES = {
+    "berlin": (
+        {**SETTINGS, "reporting_currency": "USD", "reporting_timezone": "Europe/Berlin"},
+        {"platform_costs.csv": EMAIL_COSTS_ALL_BASES},
+    ),
 }
 
 
@@ -219,12 +269,14 @@ def cell_matches(actual, expected: str) -> bool:
 def built(tmp_path_factory):
     """Each case built once on its own copy of the raw tables and the transforms."""
     out = {}
-    for case, settings in CASES.items():
+    for case, (settings, seeds) in {**CASES, **EXTRA_CASES}.items():
         base = tmp_path_factory.mktemp(f"golden_{case}")
         root = base / "transforms"
         shutil.copytree(TRANSFORMS_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
         (root / "seeds" / "fx_rates.csv").write_text(FX_RATES)
         (root / "seeds" / "campaign_map.csv").write_text(CAMPAIGN_MAP)
+        for name, text in seeds.items():
+            (root / "seeds" / name).write_text(text)
         db = base / "w.duckdb"
         load_raw(db)
         pipeline = dlt.pipeline(
@@ -266,27 +318,109 @@ def test_mart_matches_golden(built, case, mart):
     assert not problems, f"{case}/{mart}:\n" + "\n".join(problems)
 
 
-def test_data_tests_flag_only_the_missing_rate(built):
-    """The gap in the rates fails the reconciliation test; every other test passes."""
+def test_data_tests_flag_only_the_missing_rate_and_the_old_mismatch(built):
+    """The gaps in the rates and the Marin day past its restatement window fail the
+    reconciliation test; the live difference on Retreaver's newest day is pending,
+    not failed; every other data test passes (calls counted once, ListenLoop days
+    adding up to the lifetime counters, no ratio on unknown spend...)."""
     for case in CASES:
         tests = built[case][0]
         failing = sorted(name for name, t in tests.items() if not t.ok)
         assert failing == ["reconciliation_ties_out"], (case, failing)
-        assert all("fx_rate" in row[0] for row in tests["reconciliation_ties_out"].sample), tests["reconciliation_ties_out"].sample
+        checks = {(row[0], row[2]) for row in tests["reconciliation_ties_out"].sample}
+        assert all(name.startswith("fx_rate") or (name.startswith("marin_social") and day == dt.date(2025, 3, 3)) for name, day in checks), checks
+        assert ("marin_social spend_local: campaigns = ads, per media plan and day", dt.date(2025, 3, 3)) in checks
+        _, rows = built[case][1]["reconciliation"]
+        pending = {(r[0], r[2]) for r in rows if r[7] == "pending"}
+        assert {day for _, day in pending} == {dt.date(2025, 3, 3)} and all(name.startswith("retreaver report_daily") for name, _ in pending)
 
 
 def test_listenloop_days_add_up_to_the_latest_lifetime_counters(built):
-    """5001's counters only grow: its days sum to its last snapshot. 5002's reset
-    gives no negative day (after a reset the days sum to the pre-reset peak plus
-    the new count, the only reading without negatives)."""
-    _, rows = built["usd"][1]["spend_daily"]
-    by_campaign: dict[str, list[int]] = {}
+    """Whatever the spreading (history, gap) and the corrections (dip), each
+    campaign's days sum to its last snapshot's counters."""
+    columns, rows = built["usd"][1]["spend_daily"]
+    col = {name: i for i, name in enumerate(columns)}
+    sums: dict[str, list[int]] = {}
     for row in rows:
-        if row[1] == "listenloop":
-            totals = by_campaign.setdefault(row[5], [0, 0])
-            assert row[7] >= 0 and row[8] >= 0, row
-            totals[0] += row[7]
-            totals[1] += row[8]
-    last = {cid: (imp, clk) for cid, _, _, imp, clk, *_ in RAW["listenloop.campaign_snapshots"][1]}
-    assert tuple(by_campaign["5001"]) == last[5001] == (3000, 30)
-    assert tuple(by_campaign["5002"]) == (900 + 100, 50 + 4)
+        if row[col["platform"]] == "listenloop":
+            totals = sums.setdefault(row[col["campaign_id"]], [0, 0])
+            totals[0] += row[col["impressions"]]
+            totals[1] += row[col["clicks"]]
+    last = {str(cid): (imp, clk) for cid, _, _, imp, clk, *_ in RAW["listenloop.campaign_snapshots"][1]}
+    assert {cid: tuple(v) for cid, v in sums.items()} == last == {"5001": (3000, 30), "5002": (950, 48), "5003": (3000, 6)}
+
+
+def test_marketing_daily_counts_every_converted_call_once(built):
+    """Summed over all rows, calls equal the converted calls (9), wherever they are owned."""
+    for case in CASES:
+        columns, rows = built[case][1]["marketing_daily"]
+        assert sum(r[columns.index("calls")] for r in rows) == len(built[case][1]["call_conversions"][1]) == 9
+
+
+# Types a BI tool reads without surprises: counts BIGINT, money DECIMAL(18,4) (the
+# local amounts and rates at the source's precision, as documented), rates DOUBLE.
+COUNT_COLUMNS = {"impressions", "clicks", "conversions", "platform_conversions", "calls", "candidate_campaigns"}
+MONEY_COLUMNS = {"spend", "conversions_value", "platform_conversions_value", "call_revenue", "revenue", "payout", "cost", "cpc", "cpa"}
+RATE_COLUMNS = {"ctr", "roas"}
+
+
+def test_mart_columns_have_bi_friendly_types(tmp_path_factory, built):
+    db = next(tmp_path_factory.getbasetemp().glob("golden_usd*")) / "w.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        types = con.execute(
+            "select table_name, column_name, data_type from information_schema.columns where table_schema = 'marts'"
+        ).fetchall()
+    assert types
+    for table, column, data_type in types:
+        assert data_type != "HUGEINT", (table, column)
+        if column in COUNT_COLUMNS:
+            assert data_type == "BIGINT", (table, column, data_type)
+        if column in MONEY_COLUMNS:
+            assert data_type == "DECIMAL(18,4)", (table, column, data_type)
+        if column in RATE_COLUMNS:
+            assert data_type == "DOUBLE", (table, column, data_type)
+
+
+def test_every_mart_column_is_documented(built):
+    """docs/data-model.md describes every column of every mart, under its heading."""
+    doc = (Path(__file__).parents[2] / "docs" / "data-model.md").read_text()
+    for mart in MARTS:
+        section = doc.split(f"### `marts.{mart}`", 1)[1].split("\n### ", 1)[0]
+        assert "**Grain:**" in section and "calendar" in section.lower(), mart
+        columns, _ = built["usd"][1][mart]
+        documented = {name for line in section.splitlines() if line.startswith("| `") for name in _backticked(line.split("|")[1])}
+        missing = [c for c in columns if c not in documented]
+        assert not missing, f"marts.{mart}: columns not in docs/data-model.md: {missing}"
+
+
+def _backticked(cell: str) -> set[str]:
+    return set(cell.split("`")[1::2])
+
+
+def test_reporting_timezone_moves_utc_platforms_and_calls_but_not_marin(built):
+    """reporting_timezone = Europe/Berlin (UTC+1). Derivations in golden/README.md."""
+    tests, marts = built["berlin"]
+    assert sorted(name for name, t in tests.items() if not t.ok) == ["reconciliation_ties_out"]
+
+    def rows(mart, **where):
+        columns, data = marts[mart]
+        dicts = [dict(zip(columns, r)) for r in data]
+        return [d for d in dicts if all(d[k] == v for k, v in where.items())]
+
+    # 5001: 31 h of history from midnight 03-01 Berlin (23:00 UTC) to 07:00 Berlin on
+    # 03-02, then intervals of 17 h + 7 h and 17 h + 5.5 h.
+    days = {r["date_day"].isoformat(): r["impressions"] for r in rows("spend_daily", platform="listenloop", campaign_id="5001")}
+    assert days == {"2025-03-01": 774, "2025-03-02": 1062 + 226, "2025-03-03": 438 + 377, "2025-03-04": 123}
+    assert {r["date_day_timezone"] for r in rows("spend_daily", platform="listenloop")} == {"Europe/Berlin"}
+    # Marin stays on the account's calendar.
+    assert [r["date_day_timezone"] for r in rows("spend_daily", campaign_id="ms-2")] == ["America/New_York"]
+    # Email: 4000 sent x 2.50 / 1000 + 5 per send + the whole March fee (one send) = 315;
+    # the 9.99 rate starts after the send.
+    (email,) = rows("spend_daily", platform="inboxfirst")
+    assert (email["date_day"].isoformat(), email["spend"], email["date_day_timezone"]) == ("2025-03-03", 315, "Europe/Berlin")
+    # c11 came in 23:30 UTC on 03-03 = 00:30 in Berlin on 03-04: Retreaver's call spend follows.
+    spend_802 = {r["date_day"].isoformat(): r["spend"] for r in rows("spend_daily", platform="retreaver", campaign_id="802")}
+    assert spend_802 == {"2025-03-03": Decimal("42.75"), "2025-03-04": Decimal("5.5")}
+    calls = {r["call_uuid"]: (r["date_day"].isoformat(), r["date_day_timezone"]) for r in rows("call_conversions")}
+    assert calls["c11"] == ("2025-03-04", "Europe/Berlin") and calls["c4"] == ("2025-03-03", "Europe/Berlin")
+    assert calls["c9"] == ("2025-03-03", "Europe/Berlin")

@@ -131,3 +131,17 @@ def test_no_raw_table_at_all_is_nothing_to_build(tmp_path, pipeline, monkeypatch
     root = write(tmp_path / "t", {"staging/stg_void__things.sql": "select id from void.things"})
     with pytest.raises(MissingRawTables, match="no raw tables loaded yet"):
         build(pipeline, root)
+
+
+def test_a_seed_emptied_to_its_header_is_an_empty_table_not_yesterdays_rows(tmp_path, pipeline):
+    files = {
+        "staging/stg_shop__orders.sql": STAGING,
+        "marts/mapped.sql": "select count(*) as n from seeds.campaign_map",
+        "seeds/campaign_map.csv": "utm_campaign,platform,campaign_id\nspring,marin_social,1\n",
+    }
+    root = write(tmp_path / "t", files)
+    build(pipeline, root)
+    (root / "seeds/campaign_map.csv").write_text("utm_campaign,platform,campaign_id\n")
+    build(pipeline, root)
+    with duckdb.connect(pipeline.destination_client().config.credentials.database, read_only=True) as con:
+        assert con.execute("select n from marts.mapped").fetchone() == (0,)

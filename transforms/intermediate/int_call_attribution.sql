@@ -1,72 +1,112 @@
--- Each Retreaver call with the ad campaign its utm_campaign names, if any.
--- Order of trust: the editable mapping (seeds/campaign_map.csv), then an exact
--- campaign id, then the campaign name ignoring case and surrounding spaces. Calls
--- that match nothing stay, as unattributed: nothing is dropped.
+-- Each Retreaver call with the campaign its tags name, if exactly one.
+-- utm_source picks the platform (seeds/utm_sources.csv; a source not listed there,
+-- or none, leaves every platform open), then utm_campaign is matched on that
+-- platform: first an exact campaign id, then the campaign name ignoring case and
+-- surrounding spaces. seeds/campaign_map.csv overrides both, whatever the source.
+-- The first of those levels that finds anything decides; if it finds more than one
+-- campaign the call is 'ambiguous' and stays unattributed (with the number of
+-- candidates): picking one would be arbitrary. Nothing is dropped.
 with calls as (
     select * from staging.stg_retreaver__calls
 ),
 
 campaigns as (
-    select * from intermediate.int_ad_campaigns
+    select * from intermediate.int_attributable_campaigns
 ),
 
--- Each lookup keeps ONE (platform, campaign_id) per key: a utm value listed twice
--- in the map, or a name two campaigns share, resolves to the first by platform then
--- id, never to a mix of the two rows.
+source_platforms as (
+    select distinct lower(trim(utm_source)) as source_key, lower(trim(platform)) as platform
+    from seeds.utm_sources
+),
+
 mapping as (
-    select utm_key, platform, campaign_id
-    from (
-        select
-            lower(trim(utm_campaign)) as utm_key,
-            platform,
-            cast(campaign_id as varchar) as campaign_id,
-            row_number() over (partition by lower(trim(utm_campaign)) order by platform, campaign_id) as rank_in_key
-        from seeds.campaign_map
-    ) as ranked
-    where rank_in_key = 1
+    select distinct
+        lower(trim(utm_campaign)) as utm_key,
+        lower(trim(platform)) as platform,
+        cast(campaign_id as varchar) as campaign_id
+    from seeds.campaign_map
 ),
 
-by_id as (
-    select utm_key, platform, campaign_id
-    from (
-        select
-            campaign_id as utm_key,
-            platform,
-            campaign_id,
-            row_number() over (partition by campaign_id order by platform) as rank_in_key
-        from campaigns
-    ) as ranked
-    where rank_in_key = 1
+call_keys as (
+    select
+        call_uuid,
+        trim(utm_campaign) as utm_id,
+        lower(trim(utm_campaign)) as utm_key,
+        lower(trim(utm_source)) as source_key
+    from calls
+    where utm_campaign is not null
 ),
 
-by_name as (
-    select utm_key, platform, campaign_id
-    from (
-        select
-            lower(trim(campaign_name)) as utm_key,
-            platform,
-            campaign_id,
-            row_number() over (partition by lower(trim(campaign_name)) order by platform, campaign_id) as rank_in_key
-        from campaigns
-    ) as ranked
-    where rank_in_key = 1
+-- The platforms each call may be attributed to.
+call_platforms as (
+    select call_keys.call_uuid, campaigns.platform
+    from call_keys
+    cross join (select distinct platform from campaigns) as campaigns
+    where campaigns.platform in (select platform from source_platforms where source_key = call_keys.source_key)
+        or not exists (select 1 from source_platforms where source_key = call_keys.source_key)
 ),
 
-matched as (
+candidates as (
+    select call_keys.call_uuid, 1 as match_level, 'campaign_map' as attribution_method, mapping.platform, mapping.campaign_id
+    from call_keys
+    inner join mapping
+        on mapping.utm_key = call_keys.utm_key
+    union all
+    select call_keys.call_uuid, 2, 'campaign_id', campaigns.platform, campaigns.campaign_id
+    from call_keys
+    inner join campaigns
+        on campaigns.campaign_id = call_keys.utm_id
+    inner join call_platforms
+        on call_platforms.call_uuid = call_keys.call_uuid
+        and call_platforms.platform = campaigns.platform
+    union all
+    select call_keys.call_uuid, 3, 'campaign_name', campaigns.platform, campaigns.campaign_id
+    from call_keys
+    inner join campaigns
+        on lower(trim(campaigns.campaign_name)) = call_keys.utm_key
+    inner join call_platforms
+        on call_platforms.call_uuid = call_keys.call_uuid
+        and call_platforms.platform = campaigns.platform
+),
+
+deciding as (
+    select distinct candidates.call_uuid, candidates.attribution_method, candidates.platform, candidates.campaign_id
+    from candidates
+    inner join (
+        select call_uuid, min(match_level) as match_level
+        from candidates
+        group by call_uuid
+    ) as first_level
+        on first_level.call_uuid = candidates.call_uuid
+        and first_level.match_level = candidates.match_level
+),
+
+resolved as (
+    select
+        call_uuid,
+        count(*) as candidate_campaigns,
+        max(attribution_method) as attribution_method,
+        -- min() only ever sees one row here: with more, the call is ambiguous.
+        case when count(*) = 1 then min(platform) end as attributed_platform,
+        case when count(*) = 1 then min(campaign_id) end as attributed_campaign_id
+    from deciding
+    group by call_uuid
+),
+
+final as (
     select
         calls.*,
-        coalesce(mapping.platform, by_id.platform, by_name.platform) as attributed_platform,
-        coalesce(mapping.campaign_id, by_id.campaign_id, by_name.campaign_id) as attributed_campaign_id,
+        resolved.attributed_platform,
+        resolved.attributed_campaign_id,
         case
-            when mapping.campaign_id is not null then 'campaign_map'
-            when by_id.campaign_id is not null then 'campaign_id'
-            when by_name.campaign_id is not null then 'campaign_name'
+            when resolved.candidate_campaigns > 1 then 'ambiguous'
+            when resolved.candidate_campaigns = 1 then resolved.attribution_method
             else 'unattributed'
-        end as attribution_method
+        end as attribution_method,
+        cast(coalesce(resolved.candidate_campaigns, 0) as bigint) as candidate_campaigns
     from calls
-    left join mapping on mapping.utm_key = lower(trim(calls.utm_campaign))
-    left join by_id on by_id.utm_key = trim(calls.utm_campaign)
-    left join by_name on by_name.utm_key = lower(trim(calls.utm_campaign))
+    left join resolved
+        on resolved.call_uuid = calls.call_uuid
 )
 
-select * from matched
+select * from final

@@ -1,5 +1,7 @@
--- marts.call_conversions: one row per Retreaver call that converted, with the ad
--- campaign it is attributed to (null when its utm_campaign names none).
+-- marts.call_conversions: one row per Retreaver call that converted, with the
+-- campaign it is attributed to (null when its tags name none, or more than one).
+-- date_day is on the calendar of the marketing_daily row that owns the call
+-- (date_day_timezone), so the call is counted on the same day there.
 with conversions as (
     select * from intermediate.int_call_conversions
 ),
@@ -9,6 +11,7 @@ final as (
         call_uuid,
         occurred_at,
         date_day,
+        date_day_timezone,
         retreaver_campaign_id,
         retreaver_campaign_name,
         revenue,
@@ -21,6 +24,7 @@ final as (
         attributed_platform,
         attributed_campaign_id,
         attribution_method,
+        candidate_campaigns,
         attributed_platform is not null as is_attributed
     from conversions
 )

@@ -1,7 +1,9 @@
 -- marts.spend_daily: one row per date_day, platform, account_id, campaign_id.
 -- Spend in the reporting currency; spend_local in the platform's own currency.
 -- fx_rate is null (and so is spend) when no rate exists at or before the day: a
--- gap in seeds/fx_rates.csv shows up here and in marts.reconciliation, never as 0.
+-- gap in the rates shows up here and in marts.reconciliation, never as 0. spend
+-- is also null where the platform's cost is unknown (email without a configured cost).
+-- date_day is a day of date_day_timezone (Marin Social: the account's zone).
 with spend as (
     select * from intermediate.int_spend_local_daily
 ),
@@ -22,13 +24,15 @@ aggregated as (
         account_id,
         campaign_id,
         currency_code,
-        source_timezone,
+        date_day_timezone,
         sum(impressions) as impressions,
         sum(clicks) as clicks,
-        sum(spend_local) as spend_local,
-        bool_or(is_spend_estimated) as is_spend_estimated
+        -- Unknown anywhere in the group is unknown in total.
+        case when count(spend_local) = count(*) then sum(spend_local) end as spend_local,
+        bool_or(is_spend_estimated) as is_spend_estimated,
+        bool_or(is_estimated) as is_estimated
     from spend
-    group by date_day, platform, channel, account_id, campaign_id, currency_code, source_timezone
+    group by date_day, platform, channel, account_id, campaign_id, currency_code, date_day_timezone
 ),
 
 final as (
@@ -48,7 +52,8 @@ final as (
         aggregated.currency_code,
         fx.fx_rate,
         aggregated.is_spend_estimated,
-        aggregated.source_timezone
+        aggregated.is_estimated,
+        aggregated.date_day_timezone
     from aggregated
     left join fx
         on fx.date_day = aggregated.date_day

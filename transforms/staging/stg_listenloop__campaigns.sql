@@ -12,8 +12,12 @@ renamed as (
         bidding_strategy,
         user_defined_cpm as cpm_bid,
         max_bid,
+        ecpc_target,
         daily_budget,
         bw_lifetime_budget as lifetime_budget,
+        -- May be null (doc example): the transforms then start at created_at.
+        start_date,
+        end_date,
         created_at,
         updated_at,
         archived_at,
