@@ -37,6 +37,12 @@ SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops"
 # Loops is looked up by email, and some emails are only known once the other
 # sources' rows are in the warehouse (calls' tags): it runs after them.
 RUNS_LAST = {"loops"}
+# Sources that need no credentials and only serve the others (FX rates convert
+# their money). They run once the others are done, and are skipped when every other
+# source of the run was skipped (nothing configured): loading rates alone would turn
+# "nothing to run" (exit 3) into a green run of empty marts. Asked for alone
+# (`--sources fx`), they run. `sources.<name>.enabled = false` turns one off.
+SERVES_OTHERS = {"fx"}
 PIPELINE_PREFIX = "marketing_etl_"
 
 log = logging.getLogger("marketing_etl")
@@ -213,7 +219,7 @@ class Runner:
                     self._factories[name] = _load_source(name)
                 except Exception as exc:  # noqa: BLE001 - reported as that source's failure
                     self._factories[name] = exc
-            first = [n for n in self.names if n not in RUNS_LAST]
+            first = [n for n in self.names if n not in RUNS_LAST and n not in SERVES_OTHERS]
             last = [n for n in self.names if n in RUNS_LAST]
             results: dict[str, SourceResult] = {}
             with ThreadPoolExecutor(max_workers=max(1, len(first)), thread_name_prefix="source") as pool:
@@ -221,6 +227,11 @@ class Runner:
                     results[result.name] = result
             for name in last:
                 results[name] = self._run_one(name)
+            for name in (n for n in self.names if n in SERVES_OTHERS):
+                if results and all(r.status == "skipped" for r in results.values()):
+                    results[name] = SourceResult(name, "skipped", "nothing to serve: no other source of this run is configured")
+                else:
+                    results[name] = self._run_one(name)
             return RunResult([results[n] for n in self.names])
 
     def _run_one(self, name: str) -> SourceResult:
@@ -266,6 +277,8 @@ class Runner:
             if isinstance(factory, Exception):
                 raise factory
             kwargs = dict(self.source_kwargs.get(name, {}))
+            if str(dlt.config.get(f"sources.{name}.enabled")).strip().lower() in ("false", "0", "no", "off"):
+                return SourceResult(name, "skipped", f"disabled (SOURCES__{name.upper()}__ENABLED=false)")
             if name == "loops" and not is_local_duckdb():
                 # Loops reads the emails other sources loaded; on a server warehouse
                 # through dlt's SQL client (the source itself reads a DuckDB file).

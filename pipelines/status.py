@@ -37,11 +37,14 @@ CURSOR_COLUMNS: dict[str, dict[str, str]] = {
     "retreaver": {"calls": "updated_at", "report_daily": "day", "report_campaign_daily": "day"},
     # Loops contacts have no time of their own that moves (looked_up_at is ours).
     "loops": {},
+    "fx": {"rates": "rate_date"},
 }
 # Defaults per table where the vendor's own rhythm is slower than hourly runs.
 DEFAULT_TABLE_THRESHOLDS: dict[str, float] = {
     # Sends go out most days, not every day (gaps of 2 days seen in the sandbox world).
     "inboxfirst.campaigns": 96.0,
+    # No ECB fixing on weekends and TARGET holidays (Easter: Thursday's rate until Tuesday 16:00 CET).
+    "fx.rates": 120.0,
 }
 
 

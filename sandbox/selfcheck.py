@@ -72,6 +72,8 @@ def _calls(env: dict[str, str], http: requests.Session) -> list[tuple[str, Calla
         creds = {"api_key": env[rt + "API_KEY"], "company_id": env[rt + "COMPANY_ID"]}
         checks.append(("retreaver    GET /campaigns.json", get(env[rt + "BASE_URL"] + "/campaigns.json", params=creds)))
         checks.append(("retreaver    GET /api/v2/calls.json", get(env[rt + "CALLS_BASE_URL"] + "/api/v2/calls.json", params=creds)))
+    if "SOURCES__FX__BASE_URL" in env:  # keyless
+        checks.append(("fx           GET /latest", get(env["SOURCES__FX__BASE_URL"] + "/latest")))
     return checks
 
 

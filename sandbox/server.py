@@ -2,7 +2,7 @@
 control endpoints under ``/_sandbox``.
 
 Emulated routes:  ``/<prefix>/...``  (``/listenloop``, ``/marin_social``,
-``/inboxfirst``, ``/loops``, ``/retreaver``, ``/retreaver_calls``)
+``/inboxfirst``, ``/loops``, ``/retreaver``, ``/retreaver_calls``, ``/fx``)
 Control routes:   ``/_sandbox/...``  (never subject to faults, never logged)
 
     GET    /_sandbox/health
@@ -55,6 +55,7 @@ EMULATORS: dict[str, str] = {
     "inboxfirst": "sandbox.inboxfirst:InboxFirstEmulator",
     "loops": "sandbox.loops:LoopsEmulator",
     "retreaver": "sandbox.retreaver:RetreaverEmulator",
+    "fx": "sandbox.fx:FxEmulator",
 }
 
 

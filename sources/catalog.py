@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 # Each API's package under sources/; its raw tables land in a dataset of the same name.
-SOURCE_APIS = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops")
+SOURCE_APIS = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops", "fx")
 
 
 def declared_columns() -> dict[str, dict[str, dict[str, Any]]]:

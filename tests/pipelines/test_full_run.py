@@ -81,10 +81,11 @@ def test_status_flags_data_older_than_the_threshold_even_after_a_green_run(full)
     assert catalogue["cursor_column"] is None and not catalogue["stale"]
     assert not by_source["loops"]["stale"]  # no cursor, and its run succeeded just now
 
-    fresh = cli("status", "--stale-after", "300", "--warehouse", str(warehouse), env=env)
+    # 400 h: the newest FX rate is up to ~4.6 days older than the world's clock (weekends, Easter).
+    fresh = cli("status", "--stale-after", "400", "--warehouse", str(warehouse), env=env)
     assert fresh.returncode == 0, fresh.stderr
     assert "STALE" not in fresh.stdout and "fresh  retreaver" in fresh.stdout
-    configured = cli("status", "--warehouse", str(warehouse), env={**env, "OPS__FRESHNESS__STALE_AFTER_HOURS": "300"})
+    configured = cli("status", "--warehouse", str(warehouse), env={**env, "OPS__FRESHNESS__STALE_AFTER_HOURS": "400"})
     assert configured.returncode == 0, configured.stderr
     per_table = cli("status", "--warehouse", str(warehouse), env={**env, "OPS__FRESHNESS__STALE_AFTER_HOURS": "300", "OPS__FRESHNESS__TABLES": '{"retreaver.calls": 24}'})
     assert per_table.returncode == 5 and "retreaver stale: calls" in per_table.stderr
@@ -105,12 +106,15 @@ def test_a_failing_data_test_exits_4_and_leaves_the_serving_file_alone(full):
     warehouse, env, _ = full
     serving = serving_path(warehouse)
     published = serving.stat().st_ino
-    # No FX rate converts anything to XYZ: reconciliation_ties_out must catch it.
-    failed = cli("transform", "--json", "--warehouse", str(warehouse), env={**env, "TRANSFORMS__REPORTING_CURRENCY": "XYZ"})
+    # A 0-day limit on rate age: weekend days convert with Friday's ECB rate, so fx_rate_not_stale must catch it.
+    failed = cli("transform", "--json", "--warehouse", str(warehouse), env={**env, "TRANSFORMS__FX_MAX_RATE_AGE_DAYS": "0"})
     assert failed.returncode == 4, failed.stderr
-    assert "reconciliation_ties_out" in failed.stderr
+    assert "fx_rate_not_stale" in failed.stderr
     (row,) = json.loads(failed.stdout)["runs"]
-    assert row["source"] == "transforms" and row["status"] == "tests_failed" and "reconciliation_ties_out" in row["error"]
+    assert row["source"] == "transforms" and row["status"] == "tests_failed" and "fx_rate_not_stale" in row["error"]
+    # No rate at all for XYZ: a configuration error (exit 2), found before anything is rebuilt.
+    unknown = cli("transform", "--warehouse", str(warehouse), env={**env, "TRANSFORMS__REPORTING_CURRENCY": "XYZ"})
+    assert unknown.returncode == 2 and "'XYZ'" in unknown.stderr, unknown.stderr
     assert serving.stat().st_ino == published  # dashboards keep the last good build
     rebuilt = cli("transform", "--warehouse", str(warehouse), env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr

@@ -29,6 +29,7 @@ EXPECTED_ENV = {
     "SOURCES__RETREAVER__CALLS_BASE_URL",
     "SOURCES__RETREAVER__API_KEY",
     "SOURCES__RETREAVER__COMPANY_ID",
+    "SOURCES__FX__BASE_URL",
 }
 
 
@@ -67,7 +68,7 @@ def test_advance_moves_the_clock_and_rejects_non_positive_days(sandbox):
 
 def test_truth_covers_every_api_and_is_deterministic(sandbox):
     truth = sandbox.truth()
-    assert set(truth) == {"listenloop", "marin_social", "inboxfirst", "loops", "retreaver"}
+    assert set(truth) == {"listenloop", "marin_social", "inboxfirst", "loops", "retreaver", "fx"}
     sandbox.reset()
     assert sandbox.truth() == truth
     assert sandbox.truth("loops") == {"loops": truth["loops"]}
