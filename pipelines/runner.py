@@ -33,7 +33,7 @@ from sources._shared.http import Redactor, stats_for, reset_clients
 # threads then race on a half-initialised module ("partially initialized module
 # 'pyarrow' has no attribute 'Table'"). Importing both here, once, avoids it.
 
-SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops")
+SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops", "fx")
 # Loops is looked up by email, and some emails are only known once the other
 # sources' rows are in the warehouse (calls' tags): it runs after them.
 RUNS_LAST = {"loops"}
