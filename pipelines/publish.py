@@ -19,6 +19,9 @@ import duckdb
 PUBLISHED_SCHEMAS = ("marts", "seeds")
 
 
+SOURCE_ALIAS = "marketing_etl_published_from"
+
+
 def serving_path(warehouse: str | Path) -> Path:
     warehouse = Path(warehouse).resolve()
     return warehouse.with_name(f"{warehouse.stem}.serving{warehouse.suffix or '.duckdb'}")
@@ -33,10 +36,12 @@ def publish(warehouse: str | Path, target: str | Path | None = None) -> Path:
     with duckdb.connect(str(building)) as serving:
         # The warehouse is only read (the writer's lock is ours: see pipelines/lock.py).
         source = str(Path(warehouse).resolve()).replace("'", "''")  # ATTACH takes no parameters
-        serving.execute(f"attach '{source}' as warehouse (read_only)")
+        # An alias no file name can take: DuckDB names the building file's own
+        # database after its stem, which is "warehouse" for warehouse.duckdb.
+        serving.execute(f"attach '{source}' as {SOURCE_ALIAS} (read_only)")
         for schema in PUBLISHED_SCHEMAS:
             tables = serving.execute(
-                "select table_name from duckdb_tables() where database_name = 'warehouse' "
+                f"select table_name from duckdb_tables() where database_name = '{SOURCE_ALIAS}' "
                 "and schema_name = ? and not starts_with(table_name, '_dlt')",
                 [schema],
             ).fetchall()
@@ -44,8 +49,8 @@ def publish(warehouse: str | Path, target: str | Path | None = None) -> Path:
                 continue
             serving.execute(f'create schema "{schema}"')
             for (table,) in tables:
-                serving.execute(f'create table "{schema}"."{table}" as select * from warehouse."{schema}"."{table}"')
-        serving.execute("detach warehouse")
+                serving.execute(f'create table "{schema}"."{table}" as select * from {SOURCE_ALIAS}."{schema}"."{table}"')
+        serving.execute(f"detach {SOURCE_ALIAS}")
         serving.execute("checkpoint")
     os.replace(building, target)  # atomic on one filesystem
     return target
