@@ -41,6 +41,13 @@ class SandboxControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def corrupt(self, field: str | None = None, **rule: Any) -> list[dict[str, Any]]:
+        """Serve bad records (sandbox.core.CorruptRule): ``corrupt("spent", value=-5, api=...)``."""
+        return self._call("POST", "corrupt", json={**({"field": field} if field else {}), **rule})
+
+    def clear_corruptions(self) -> None:
+        self._call("DELETE", "corrupt")
+
     def requests(self, api: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"since": since}
         if api:

@@ -189,7 +189,7 @@ def utc_now() -> datetime:
 
 # ----------------------------------------------------------------------------- faults
 
-FAULT_KINDS = ("400", "404", "429", "500", "502", "503", "drop", "slow", "truncate")
+FAULT_KINDS = ("400", "404", "429", "500", "502", "503", "drop", "slow", "truncate", "html200", "advance")
 STATUS_FAULTS = ("400", "404", "429", "500", "502", "503")
 
 
@@ -200,7 +200,10 @@ class FaultRule:
     kind: ``429`` (with ``Retry-After``), ``500``/``502``/``503``, ``400``/``404`` (a
     client error, e.g. for one entity with ``path_contains``), ``drop`` (close the
     connection without answering), ``slow`` (answer after ``delay`` seconds) or
-    ``truncate`` (send the headers and half the body, then close).
+    ``truncate`` (send the headers and half the body, then close), ``html200`` (an
+    HTML error page with status 200, as a proxy or CDN in front of a vendor sends)
+    or ``advance`` (the world moves ``advance_hours`` forward before this answer:
+    a page that changes between two reads of a walk, or of a retried request).
     ``rate`` is the share of matching requests hit (drawn from a seeded RNG, so runs
     repeat); ``count`` caps how many are hit in all (None: no cap).
     """
@@ -212,6 +215,7 @@ class FaultRule:
     retry_after: int | None = 1
     delay: float = 2.0
     path_contains: str | None = None
+    advance_hours: float = 6.0
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -220,6 +224,8 @@ class FaultRule:
         if not 0.0 <= float(self.rate) <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
         self.rate = float(self.rate)
+        if self.kind == "advance" and not float(self.advance_hours) > 0:
+            raise ValueError("advance_hours must be > 0")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +236,7 @@ class FaultRule:
             "retry_after": self.retry_after,
             "delay": self.delay,
             "path_contains": self.path_contains,
+            "advance_hours": self.advance_hours,
             "hits": self.hits,
         }
 
@@ -265,6 +272,102 @@ class FaultInjector:
                     rule.hits += 1
                     return rule
         return None
+
+
+# ---------------------------------------------------------------------- bad data
+@dataclass
+class CorruptRule:
+    """Rewrite the records of matching 2xx JSON answers: bad data on demand.
+
+    A record is any JSON object (at any depth of the body) holding the key
+    ``where``. On each of the first ``count`` records (None: all) the rule sets
+    ``field`` to ``value`` (any JSON; a new field is added), removes it with
+    ``delete``, or with ``field="*"`` sets every key but ``where`` to ``value``.
+    ``body`` instead replaces the whole answer with that text (a non-JSON body with
+    status 200, e.g. an HTML page). Generic on purpose: one mechanism serves every
+    API (``tests/reliability/test_bad_data.py``).
+    """
+
+    api: str = "*"
+    path_contains: str | None = None
+    field: str | None = None
+    value: Any = None
+    delete: bool = False
+    where: str | None = None
+    count: int | None = None
+    body: str | None = None
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.body is None and not self.field:
+            raise ValueError("a corrupt rule needs `field` (with value or delete) or `body`")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("api", "path_contains", "field", "value", "delete", "where", "count", "body", "hits")}
+
+    def _room(self) -> bool:
+        return self.count is None or self.hits < self.count
+
+    def _edit(self, record: dict[str, Any]) -> None:
+        self.hits += 1
+        if self.field == "*":
+            for key in list(record):
+                if key != (self.where or ""):
+                    record[key] = self.value
+        elif self.delete:
+            record.pop(self.field, None)
+        else:
+            record[self.field] = self.value  # type: ignore[index]
+
+    def apply(self, body: Any) -> Any:
+        key = self.where or self.field
+        pending = [body]
+        while pending and self._room():
+            node = pending.pop(0)
+            if isinstance(node, dict):
+                if key in node and self._room():
+                    self._edit(node)
+                    continue
+                pending.extend(node.values())
+            elif isinstance(node, list):
+                pending.extend(node)
+        return body
+
+
+class Corruptor:
+    """The active bad-data rules (``/_sandbox/corrupt``); cleared by reset."""
+
+    def __init__(self) -> None:
+        self._rules: list[CorruptRule] = []
+        self._lock = threading.Lock()
+
+    def add(self, rule: CorruptRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def rules(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.as_dict() for r in self._rules]
+
+    def apply(self, api: str, path: str, response: "Response") -> "Response":
+        if not 200 <= response.status < 300 or isinstance(response.body, (bytes, bytearray)):
+            return response
+        with self._lock:
+            for rule in self._rules:
+                if rule.api not in ("*", api) or (rule.path_contains and rule.path_contains not in path):
+                    continue
+                if rule.body is not None:
+                    if rule._room():
+                        rule.hits += 1
+                        return Response(response.status, rule.body.encode(), {"Content-Type": "text/html; charset=utf-8"})
+                    continue
+                # A deep copy: handlers may answer with objects the store keeps.
+                response = Response(response.status, rule.apply(json.loads(response.encode())), response.headers)
+        return response
 
 
 # ----------------------------------------------------------------------- request log

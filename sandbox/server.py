@@ -11,11 +11,14 @@ Control routes:   ``/_sandbox/...``  (never subject to faults, never logged)
     POST   /_sandbox/reset      {seed?, scale?, now?, doc_shapes?}
     POST   /_sandbox/advance    {days}          move the clock forward
     GET    /_sandbox/faults                     current fault rules
-    POST   /_sandbox/faults     {kind, api?, rate?, count?, retry_after?, delay?, path_contains?}
+    POST   /_sandbox/faults     {kind, api?, rate?, count?, retry_after?, delay?, path_contains?, advance_hours?}
     DELETE /_sandbox/faults
     GET    /_sandbox/requests?api=&since=       the request log (secrets masked)
     DELETE /_sandbox/requests
     GET    /_sandbox/truth?api=                 totals a correct pipeline must reach
+    GET    /_sandbox/corrupt                    current bad-data rules
+    POST   /_sandbox/corrupt    {api?, path_contains?, field, value?, delete?, where?, count?} or {..., body}
+    DELETE /_sandbox/corrupt
 
 The standard library's ThreadingHTTPServer is enough here and, unlike a WSGI
 framework, lets a fault drop the connection or cut a body short on purpose.
@@ -34,6 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.core import (
+    Corruptor,
+    CorruptRule,
     Emulator,
     FaultInjector,
     FaultRule,
@@ -57,6 +62,12 @@ EMULATORS: dict[str, str] = {
     "retreaver": "sandbox.retreaver:RetreaverEmulator",
     "fx": "sandbox.fx:FxEmulator",
 }
+
+
+HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><h1>Bad Gateway</h1><p>The upstream server is temporarily unavailable.</p></body></html>\n"
+)
 
 
 def _load(spec: str) -> type[Emulator]:
@@ -87,6 +98,7 @@ class Sandbox:
         self.doc_shapes = doc_shapes
         self.apis = apis or list(EMULATORS)
         self.faults = FaultInjector(seed)
+        self.corruptions = Corruptor()
         self.log = RequestLog()
         self._lock = threading.RLock()
         self.emulators: dict[str, Emulator] = {}
@@ -115,6 +127,7 @@ class Sandbox:
                 for prefix, router in emulator.prefixes.items():
                     self.routes[prefix] = (emulator, router)
             self.faults = FaultInjector(seed)
+            self.corruptions.clear()
             self.log.clear()
 
     def advance(self, days: float) -> None:
@@ -221,6 +234,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "html200":
+            # What a proxy, CDN or maintenance page in front of the vendor answers.
+            entry["status"] = 200
+            sandbox.log.add(entry)
+            self._send(Response(200, HTML_ERROR_PAGE, {"Content-Type": "text/html; charset=utf-8"}))
+            return
+        if fault is not None and fault.kind == "advance":
+            sandbox.advance(fault.advance_hours / 24)  # the world moves on mid-walk
 
         try:
             with emulator.lock:
@@ -229,6 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(exc.status, exc.body, exc.headers)
         except Exception as exc:  # an emulator bug must answer 500, not kill the thread
             response = Response(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
+        response = sandbox.corruptions.apply(emulator.name, rest, response)
         entry["status"] = response.status
         sandbox.log.add(entry)
         self._send(response, truncate=fault is not None and fault.kind == "truncate")
@@ -272,6 +294,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (a timeout, a killed run) is not a sandbox error:
+        # no traceback for it on stderr.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
     def control(self, request: Request) -> Response:
         sandbox = self.sandbox
         route = (request.method, request.path.rstrip("/") or "/")
@@ -293,7 +324,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             return Response(200, sandbox.faults.rules())
         if route == ("POST", "/faults"):
             rules = payload if isinstance(payload, list) else [payload]
-            allowed = {"kind", "api", "rate", "count", "retry_after", "delay", "path_contains"}
+            allowed = {"kind", "api", "rate", "count", "retry_after", "delay", "path_contains", "advance_hours"}
             for rule in rules:
                 unknown = set(rule) - allowed
                 if unknown:
@@ -302,6 +333,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             return Response(201, sandbox.faults.rules())
         if route == ("DELETE", "/faults"):
             sandbox.faults.set([])
+            return Response(200, [])
+        if route == ("GET", "/corrupt"):
+            return Response(200, sandbox.corruptions.rules())
+        if route == ("POST", "/corrupt"):
+            for rule in payload if isinstance(payload, list) else [payload]:
+                sandbox.corruptions.add(CorruptRule(**{k: v for k, v in rule.items() if k != "hits"}))
+            return Response(201, sandbox.corruptions.rules())
+        if route == ("DELETE", "/corrupt"):
+            sandbox.corruptions.clear()
             return Response(200, [])
         if route == ("GET", "/requests"):
             since = int(request.arg("since", "0") or 0)
