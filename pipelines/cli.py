@@ -86,7 +86,15 @@ class Output:
 
 
 def _source_names(args: argparse.Namespace) -> list[str] | None:
-    return [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+    if names and args.command == "run" and not getattr(args, "no_transform", False):
+        from pipelines.runner import SERVES_OTHERS
+
+        # FX rates convert the money of whatever else the marts are rebuilt from:
+        # `--sources retreaver` keeps them current too (SOURCES__FX__ENABLED=false
+        # turns them off).
+        names += [n for n in sorted(SERVES_OTHERS) if n not in names]
+    return names
 
 
 def _verbosity(args: argparse.Namespace) -> str:
@@ -129,7 +137,7 @@ def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records:
     out.line(f"{result.status:<8} {'transforms':<13} {result.message}")
     for test in result.failed_tests:
         out.error(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}")
-    if result.status in ("failed", "tests_failed"):
+    if result.status in ("failed", "tests_failed", "config_error"):
         out.error(f"marketing-etl: transforms {result.status}: {result.message}")
     if result.status == "built":
         _publish(out, args.warehouse)
@@ -163,14 +171,17 @@ def _finish(args: argparse.Namespace, out: Output, run_id: str, records: list, c
 
 
 def locked(command):
-    """Run ``command`` holding the warehouse's lock; a busy warehouse exits at once."""
+    """Run ``command`` holding the warehouse's lock; a busy warehouse exits at once.
+
+    Inside the lock, a run killed earlier is recorded first (``interrupted``), and
+    this one leaves its own marker until it ends (pipelines/ops.py)."""
 
     def wrapper(args: argparse.Namespace) -> int:
         from pipelines.lock import WarehouseBusy, warehouse_lock
 
         try:
             with warehouse_lock(args.warehouse):
-                return command(args)
+                return _marked(command, args)
         except WarehouseBusy as exc:
             print(f"marketing-etl {args.command}: {exc}", file=sys.stderr)
             return EXIT_NOTHING_RAN
@@ -178,9 +189,49 @@ def locked(command):
     return wrapper
 
 
+def _marked(command, args: argparse.Namespace) -> int:
+    from pipelines.ops import clear_marker, interrupted_records, new_run_id, start_marker, write_runs
+    from pipelines.runner import SOURCE_NAMES
+
+    args.run_id = new_run_id()
+    leftover = interrupted_records(args.warehouse, args.run_id)
+    if leftover:
+        try:
+            write_runs(args.warehouse, leftover)
+            print(f"marketing-etl: run {leftover[0].run_id} ({leftover[0].command}, started {leftover[0].started_at:%Y-%m-%d %H:%M:%S}Z) "
+                  "was interrupted; recorded in ops.runs as interrupted", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - the history is reported, not fatal (as in _finish)
+            print(f"marketing-etl: could not record interrupted run {leftover[0].run_id} in ops.runs: {exc}", file=sys.stderr)
+    if args.command == "backfill":
+        names = [args.source]
+    elif args.command == "transform":
+        names = []
+    else:
+        names = (_source_names(args) if getattr(args, "sources", None) else None) or list(SOURCE_NAMES)
+    if not getattr(args, "no_transform", False):
+        names.append("transforms")
+    start_marker(args.warehouse, args.run_id, args.command, names)
+    code = command(args)
+    clear_marker(args.warehouse)  # only on a normal return: an exception leaves it, to be recorded next time
+    return code
+
+
 def _exit_code(result: Any, transform_status: str | None) -> int:
-    if not result.loaded:
+    from pipelines.runner import SERVES_OTHERS
+
+    refused = result.failed and all(s.message.startswith("SourceAuthError") for s in result.failed)
+    if refused and not any(sum(s.rows.values()) for s in result.loaded if s.name not in SERVES_OTHERS):
+        # Every failure is a refused key and no vendor row came in (Loops with no
+        # email to look up "loads" nothing; FX rates serve the others): a setting
+        # to fix, not an outage.
+        return EXIT_CONFIG
+    # A source with nothing to do (Loops before any email is known: no request, no
+    # row) does not turn a run whose every other source failed into a partial one.
+    active = [s for s in result.loaded if s.requests.get("requests", 0) or sum(s.rows.values())]
+    if not result.loaded or (result.failed and not active):
         return EXIT_NOTHING_RAN
+    if transform_status == "config_error":
+        return EXIT_CONFIG  # e.g. a reporting currency nothing has a rate for
     if result.failed:
         return EXIT_PARTIAL
     return EXIT_TRANSFORM_FAILED if transform_status in ("failed", "tests_failed") else EXIT_OK
@@ -188,7 +239,7 @@ def _exit_code(result: Any, transform_status: str | None) -> int:
 
 @locked
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.ops import new_run_id, source_record
+    from pipelines.ops import source_record
     from pipelines.runner import Runner
 
     out = Output(args)
@@ -199,7 +250,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         out.error(f"marketing-etl run: {exc}")
         return EXIT_CONFIG
-    run_id = new_run_id()
+    run_id = args.run_id  # chosen by @locked, which marks the run
     result = runner.run()
     records = [source_record(run_id, "run", s) for s in result.sources]
     for source in result.sources:
@@ -221,7 +272,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from datetime import date
 
     from pipelines.backfill import BackfillError, parse_window, run_backfill
-    from pipelines.ops import new_run_id, source_record
+    from pipelines.ops import source_record
 
     out = Output(args)
     progress = _setup(args)
@@ -230,7 +281,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     except BackfillError as exc:
         out.error(f"marketing-etl backfill: {exc}")
         return EXIT_CONFIG
-    run_id, records = new_run_id(), []
+    run_id, records = args.run_id, []  # chosen by @locked, which marks the run
 
     def on_chunk(window: tuple[str, str], chunk: Any) -> None:
         records.append(source_record(run_id, "backfill", chunk, window))
@@ -250,6 +301,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             out.error(f"marketing-etl backfill: {args.source} {result.chunks[0][1].message}")
     elif failed:
         code = EXIT_PARTIAL
+    elif transform_status == "config_error":
+        code = EXIT_CONFIG
     else:
         code = EXIT_TRANSFORM_FAILED if transform_status in ("failed", "tests_failed") else EXIT_OK
     return _finish(args, out, run_id, records, code, window={"start": start.isoformat(), "end": end.isoformat()})
@@ -257,24 +310,22 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 @locked
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from pipelines.ops import new_run_id
-
     out = Output(args)
     _setup(args)
-    run_id, records = new_run_id(), []
+    run_id, records = args.run_id, []  # chosen by @locked, which marks the run
     status = _transform_step(args, out, run_id, records)
-    code = {"built": EXIT_OK, "skipped": EXIT_NOTHING_RAN}.get(status, EXIT_TRANSFORM_FAILED)
+    code = {"built": EXIT_OK, "skipped": EXIT_NOTHING_RAN, "config_error": EXIT_CONFIG}.get(status, EXIT_TRANSFORM_FAILED)
     return _finish(args, out, run_id, records, code)
 
 
 @locked
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import demo_ok, run_demo, summary
-    from pipelines.ops import new_run_id, source_record, transform_record
+    from pipelines.ops import source_record, transform_record
 
     out = Output(args)
     progress = _setup(args)
-    run_id = new_run_id()
+    run_id = args.run_id  # chosen by @locked, which marks the run
     result, transformed, (t_started, t_finished) = run_demo(
         args.warehouse, seed=args.seed, scale=args.scale, progress=progress, doc_shapes=args.doc_shapes
     )
@@ -334,6 +385,47 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_STALE if fresh.stale else EXIT_OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """One cheap request per configured source; loads nothing, writes nothing."""
+    from pipelines.check import NOT_CONFIGURED, OK, check_sources
+    from pipelines.runner import SOURCE_NAMES
+
+    out = Output(args)
+    _setup(args)
+    names = _source_names(args) or list(SOURCE_NAMES)
+    unknown = sorted(set(names) - set(SOURCE_NAMES))
+    if unknown:
+        out.error(f"marketing-etl check: unknown sources: {', '.join(unknown)} (known: {', '.join(SOURCE_NAMES)})")
+        return EXIT_CONFIG
+    results = check_sources(names, timeout=args.timeout)
+    for r in results:
+        out.line(f"{r.status:<15} {r.source:<13} {r.endpoint + '  ' if r.endpoint else ''}{r.detail}".rstrip())
+        if r.status not in (OK, NOT_CONFIGURED):
+            out.error(f"marketing-etl check: {r.source}: {r.status}: {r.detail}")
+    configured = [r for r in results if r.status != NOT_CONFIGURED]
+    # 0: every configured source answered; 2: a setting to fix (or a vendor down);
+    # 3: nothing is configured, as for `run`.
+    code = EXIT_NOTHING_RAN if not configured else EXIT_OK if all(r.status == OK for r in configured) else EXIT_CONFIG
+    if not configured:
+        out.error("marketing-etl check: no source is configured (see .dlt/example.secrets.toml)")
+    out.document({"command": "check", "exit_code": code, "sources": [r.as_json() for r in results]})
+    return code
+
+
+def _preflight(args: argparse.Namespace) -> int | None:
+    """Configuration errors of a run, found before it locks, requests or writes
+    anything: one line each on stderr and exit 2; None when the run may start."""
+    from pipelines.check import preflight
+    from pipelines.runner import SOURCE_NAMES
+
+    _setup(args)  # the plain-http warnings are log lines
+    names = [n for n in (_source_names(args) or SOURCE_NAMES) if n in SOURCE_NAMES]
+    problems = preflight(names, args.warehouse)
+    for problem in problems:
+        print(f"marketing-etl {args.command}: configuration error: {problem}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG if problems else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketing-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -387,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--doc-shapes", action="store_true", help="the sandbox answers in the vendor docs' exact shapes")
     demo.set_defaults(func=_cmd_demo)
 
+    ck = sub.add_parser("check", parents=[common], help="one cheap request per configured source: ok, auth refused, unreachable or misconfigured; loads nothing")
+    ck.add_argument("--sources", default=None, help="comma-separated subset (default: every source)")
+    ck.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    ck.set_defaults(func=_cmd_check)
+
     tf = sub.add_parser("transform", parents=[common], help="rebuild staging views and marts, then run the data tests")
     tf.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
     tf.set_defaults(func=_cmd_transform)
@@ -396,6 +493,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "sandbox":
+            from pipelines.check import settings_problem
+
+            # A malformed .dlt/*.toml: dlt raises from deep inside on first use.
+            problem = settings_problem()
+            if problem:
+                print(f"marketing-etl {args.command}: configuration error: {problem}", file=sys.stderr, flush=True)
+                return EXIT_CONFIG
+        if args.command == "run":
+            code = _preflight(args)
+            if code is not None:
+                return code
         return args.func(args)
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as Unix tools do.

@@ -2,13 +2,20 @@
 
 Written through dlt like every other table, so it lands in whichever destination
 the warehouse is (DuckDB by default) and is queried with the same SQL. The rows
-are written at the end of an invocation, after the transforms, in one small load;
-a process killed mid-run leaves no row (the sources' own ``_dlt_loads`` still show
-what landed).
+are written at the end of an invocation, after the transforms, in one small load.
+
+A process killed mid-run (SIGKILL, OOM, a reboot) cannot write its rows, so every
+writing command leaves a marker beside the warehouse while it runs
+(``<warehouse>.running.json``: run_id, command, sources, pid, started_at) and
+removes it once its rows are written. The next command to take the warehouse's
+lock finds a leftover marker and first records that run as ``interrupted`` (one
+row per source it was running), so a killed run is never invisible.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -61,7 +68,7 @@ class RunRecord:
     run_id: str
     command: str
     source: str
-    status: str  # success | failed | skipped (sources); built | skipped | failed | tests_failed (transforms)
+    status: str  # loaded | failed | skipped (sources); built | skipped | failed | tests_failed (transforms); interrupted (a killed run, recorded by the next)
     started_at: datetime
     finished_at: datetime
     seconds: float = 0.0
@@ -201,12 +208,96 @@ def schema_changes(load_info: Any) -> dict[str, list[str]]:
     return changes
 
 
+def flush_pending(warehouse: str | Path) -> dlt.Pipeline:
+    """The ops pipeline, with rows of a run killed while writing them loaded first.
+
+    dlt's ``pipeline.run`` with a pending package loads that package and EXITS,
+    dropping the new rows without a word: a run killed while writing ``ops.runs``
+    would have cost the next run its own rows (found by the crash suite).
+    """
+    from pipelines.runner import finish_interrupted_normalize, make_pipeline
+
+    pipeline = make_pipeline(OPS_DATASET, warehouse)
+    finish_interrupted_normalize(pipeline)
+    if pipeline.has_pending_data:
+        pipeline.normalize()
+        pipeline.load().raise_on_failed_jobs()
+    return pipeline
+
+
 def write_runs(warehouse: str | Path, records: Iterable[RunRecord]) -> None:
-    from pipelines.runner import loader_file_format, make_pipeline
+    from pipelines.runner import loader_file_format
 
     rows = [r.as_row() for r in records]
     if not rows:
         return
-    pipeline = make_pipeline(OPS_DATASET, warehouse)
+    pipeline = flush_pending(warehouse)
     resource = dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", primary_key=("run_id", "source"), columns=RUNS_COLUMNS)
     pipeline.run(resource, loader_file_format=loader_file_format()).raise_on_failed_jobs()
+
+
+# ------------------------------------------------------------ interrupted runs
+def marker_path(warehouse: str | Path) -> Path:
+    warehouse = Path(warehouse).resolve()
+    return warehouse.with_name(warehouse.name + ".running.json")
+
+
+def start_marker(warehouse: str | Path, run_id: str, command: str, sources: Iterable[str]) -> Path:
+    """Say a run is under way (written atomically: a kill never leaves half a marker)."""
+    path = marker_path(warehouse)
+    doc = {"run_id": run_id, "command": command, "sources": list(sources), "pid": os.getpid(),
+           "started_at": utc_now().isoformat()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+    return path
+
+
+def clear_marker(warehouse: str | Path) -> None:
+    marker_path(warehouse).unlink(missing_ok=True)
+
+
+def interrupted_records(warehouse: str | Path, found_by: str) -> list[RunRecord]:
+    """Rows for a run that left its marker behind: one per source it was running
+    (plus its transforms), status ``interrupted``. Empty when there is no marker, or
+    when that run's rows were written after all (killed between the two steps)."""
+    path = marker_path(warehouse)
+    try:
+        doc = json.loads(path.read_text())
+        run_id, command = str(doc["run_id"]), str(doc.get("command") or "?")
+        started = datetime.fromisoformat(str(doc["started_at"]))
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)  # unreadable: only a marker we wrote could be here
+        return []
+    try:
+        flush_pending(warehouse)  # its own rows, if it was killed while loading them
+    except Exception:  # noqa: BLE001 - judged on what is in ops.runs; write_runs retries the flush
+        pass
+    if _run_recorded(warehouse, run_id):
+        path.unlink(missing_ok=True)
+        return []
+    now = utc_now()
+    error = (f"interrupted: the process (pid {doc.get('pid')}) ended without finishing "
+             f"(killed, crashed or the machine stopped); found by run {found_by}")
+    names = [str(n) for n in doc.get("sources") or []] or ["*"]
+    return [
+        RunRecord(run_id=run_id, command=command, source=name, status="interrupted", started_at=started,
+                  finished_at=now, seconds=round((now - started).total_seconds(), 3), error=error)
+        for name in names
+    ]
+
+
+def _run_recorded(warehouse: str | Path, run_id: str) -> bool:
+    from pipelines.runner import is_local_duckdb
+
+    if not is_local_duckdb() or not Path(warehouse).exists():
+        return False
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return bool(con.execute(f"select count(*) from {OPS_DATASET}.{RUNS_TABLE} where run_id = ?", [run_id]).fetchone()[0])
+    except duckdb.Error:  # no ops.runs yet
+        return False

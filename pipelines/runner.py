@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from pipelines import DEFAULT_WAREHOUSE
 from pipelines.ops import cursor_summary, schema_changes, utc_now
 from sources._shared.http import Redactor, stats_for, reset_clients
+from sources._shared.schema import guard_rows
 
 # dlt imports pyarrow lazily, on the first parquet write; two sources extracting in
 # threads then race on a half-initialised module ("partially initialized module
@@ -296,6 +298,9 @@ class Runner:
             except ConfigFieldMissingException as exc:
                 missing = ", ".join(f"SOURCES__{name.upper()}__{f.upper()}" for f in exc.traces)
                 return SourceResult(name, "skipped", f"not configured (missing {missing})")
+            # Rows without a key or with a value that cannot be its column's type are
+            # skipped and counted, never fail the load of the rows around them.
+            guard_rows(source, name)
             pipeline = make_pipeline(name, self.warehouse, self.progress(name) if self.progress else None)
             # extract() alone does not look at the destination (run() would): restore
             # the state (cursors) stored in the warehouse when it is newer than ours,
@@ -305,6 +310,7 @@ class Runner:
             before = cursor_summary(pipeline.state, name)
             pipeline.extract(source, loader_file_format=loader_file_format())
             with self._load_lock:
+                finish_interrupted_normalize(pipeline)
                 pipeline.normalize()
                 info = pipeline.load()
             rows = {t: n for t, n in pipeline.last_trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
@@ -320,6 +326,27 @@ class Runner:
             # A failed run leaves the cursors where they were.
             failed.cursor_before = failed.cursor_after = before
             return failed
+
+
+def finish_interrupted_normalize(pipeline: dlt.Pipeline) -> None:
+    """Complete a normalize step that a kill cut between its two last moves.
+
+    dlt commits a normalized package by renaming it into ``load/normalized/<id>``,
+    then deletes the extracted copy; killed in between (SIGKILL cannot be deferred),
+    every later normalize re-spools the same package and fails renaming onto the
+    committed one ("Directory not empty"): the source is stuck for good (found by the
+    crash suite). The committed package is whole (the rename is atomic), so the
+    extracted copy is the leftover: remove it, as dlt would have.
+    """
+    root = Path(pipeline.working_dir)
+    extracted = root / "normalize" / "extracted"
+    if not extracted.is_dir():
+        return
+    for package in extracted.iterdir():
+        if any((root / "load" / stage / package.name).exists() for stage in ("normalized", "loaded")):
+            log.warning("source %s: removing the extracted copy of package %s, normalized before a kill",
+                        pipeline.pipeline_name.removeprefix(PIPELINE_PREFIX), package.name)
+            shutil.rmtree(package)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -338,4 +365,23 @@ def describe_error(exc: BaseException) -> str:
         seen.add(id(nxt))
         inner = nxt
     text = f"{type(inner).__name__}: {inner}".strip()
+    # A dropped connection or a timeout names no endpoint in its innermost link
+    # ("RemoteDisconnected: ..."); the requests error above it knows the URL.
+    endpoint = _failed_endpoint(exc)
+    if endpoint and endpoint.split(" ", 1)[1] not in text:
+        text += f" (on {endpoint})"
     return " ".join(text.split())[:500]
+
+
+def _failed_endpoint(exc: BaseException) -> str | None:
+    """``METHOD /path`` of the request an error chain failed on (no query: it may hold a key)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        request = getattr(error, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            return f"{getattr(request, 'method', None) or 'GET'} {urlsplit(url).path}"
+        error = error.__cause__ or error.__context__
+    return None

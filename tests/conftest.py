@@ -23,6 +23,11 @@ def sandbox_server():
         yield server
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Only the root conftest's options are known when pytest starts from the repository root.
+    parser.addoption("--long", action="store_true", default=False, help="reliability suite: many more kill points, seeds and bad inputs")
+
+
 SANDBOX_MODES = ("default", "doc_shapes")
 # Run a test against both sandbox modes: our reading of the docs, and answers shaped
 # exactly like the vendor docs' examples (see docs/sandbox.md, "Doc shapes").

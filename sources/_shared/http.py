@@ -110,14 +110,57 @@ def scrub_chain(exc: BaseException, redact: Callable[[str], str]) -> None:
             error.url = redact(error.url)  # type: ignore[attr-defined]
 
 
+# ------------------------------------------------------------- plain-http warning
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_HTTP_WARNED: set[str] = set()
+_HTTP_WARNED_LOCK = threading.Lock()
+
+
+def plain_http_warning(api: str, url: str) -> str | None:
+    """The warning for a key sent in clear text to ``url``, or None.
+
+    A plain ``http://`` base URL (ListenLoop's documented host is one) carries the
+    source's key unencrypted. Loopback hosts (the sandbox) are exempt, and so is a
+    source with ``SOURCES__<API>__ALLOW_HTTP=true`` (an explicit opt-in).
+    """
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() != "http" or (parts.hostname or "") in LOOPBACK_HOSTS:
+        return None
+    import dlt  # here: this module is imported by the sandbox tools too
+
+    if str(dlt.config.get(f"sources.{api}.allow_http")).strip().lower() in ("true", "1", "yes"):
+        return None
+    return (
+        f"{api}: the base URL {parts.scheme}://{parts.netloc} is plain http://: the key travels unencrypted; "
+        f"use https:// if the vendor serves it, or set SOURCES__{api.upper()}__ALLOW_HTTP=true to accept it"
+    )
+
+
+def warn_plain_http(api: str, url: str) -> None:
+    """Log ``plain_http_warning`` once per source and process."""
+    message = plain_http_warning(api, url)
+    if message is None:
+        return
+    with _HTTP_WARNED_LOCK:
+        if api in _HTTP_WARNED:
+            return
+        _HTTP_WARNED.add(api)
+    import logging
+
+    logging.getLogger("marketing_etl").warning(message, extra={"event": "plain_http", "source": api})
+
+
 class MeteredAdapter(HTTPAdapter):
-    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, **kwargs: Any) -> None:
+    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limiter = limiter
         self.stats = stats
         self.redact = redact
+        self.api = api
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+        if self.api and self.redact.secrets and (request.url or "").startswith("http://"):
+            warn_plain_http(self.api, request.url or "")  # a key is about to go out in clear text
         waited = self.limiter.acquire()
         with self.stats._lock:
             self.stats.requests += 1
@@ -143,9 +186,9 @@ class MeteredAdapter(HTTPAdapter):
 class MeteredClient(Client):
     """dlt's retrying requests client with our adapter mounted underneath."""
 
-    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, **kwargs: Any) -> None:
+    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._metered_adapter = MeteredAdapter(limiter, stats, redact)
+        self._metered_adapter = MeteredAdapter(limiter, stats, redact, api)
 
     def _make_session(self) -> Session:
         session = super()._make_session()
@@ -166,7 +209,7 @@ def session_for(api: str, rate_per_second: float | None = None, secrets: Iterabl
     with _CLIENTS_LOCK:
         if api not in _CLIENTS:
             stats = RequestStats()
-            client = MeteredClient(RateLimiter(rate_per_second), stats, Redactor(secrets), raise_for_status=False)
+            client = MeteredClient(RateLimiter(rate_per_second), stats, Redactor(secrets), api, raise_for_status=False)
             _CLIENTS[api] = (client, stats)
         return _CLIENTS[api][0].session
 
@@ -210,6 +253,21 @@ def _detail(response: Response, detail_field: str) -> str:
     return " ".join(str(detail or response.reason or "").split())[:200]
 
 
+def not_json(response: Response) -> str | None:
+    """Why a 2xx body cannot be a JSON document, or None. A cheap look at the first
+    bytes (every API here answers an object or an array), not a second parse."""
+    if response.status_code == 204:
+        return None
+    head = response.content[:256].lstrip()
+    if head[:1] in (b"{", b"["):
+        return None
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+    if not head:
+        return f"with an empty body ({kind}) instead of JSON"
+    snippet = " ".join(head[:60].decode("utf-8", "replace").split())
+    return f"with a body that is not JSON ({kind}: {snippet!r})"
+
+
 def _retryable(response: Response) -> bool:
     return response.status_code == 429 or response.status_code >= 500
 
@@ -233,6 +291,11 @@ def error_hook(source: str, detail_field: str, credentials: str = "API_KEY") -> 
     def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
         status = response.status_code
         if 200 <= status < 300:
+            problem = not_json(response)
+            if problem:
+                # A proxy's or CDN's HTML page with status 200: dlt would fail on it with a
+                # bare JSONDecodeError that names neither source nor endpoint.
+                raise SourceHTTPError(f"{source}: {_endpoint(response)} answered {status} {problem}")
             return response
         where = f"{source}: {_endpoint(response)} answered {status} {_detail(response, detail_field)}".rstrip()
         if status in (401, 403):
@@ -260,6 +323,10 @@ def entity_error_hook(source: str, detail_field: str, credentials: str = "API_KE
 
     def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
         status = response.status_code
+        if 200 <= status < 300 and not_json(response):
+            # One entity's answer that is not JSON (an HTML page): skipped and counted.
+            record_skip(source, _endpoint(response), status, str(not_json(response)))
+            raise IgnoreResponseException(f"{source}: {_endpoint(response)} answered {status} {not_json(response)}: entity skipped")
         if 200 <= status < 300 or status in (401, 403):
             return loud(response)
         if _retryable(response):

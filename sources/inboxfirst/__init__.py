@@ -76,7 +76,7 @@ def inboxfirst_source(
     # (404, 400, a persisting 429/5xx, an error envelope) is counted in ops.runs and
     # skipped, so one bad campaign cannot fail the source on every run. 401/403 still
     # fail the source at once.
-    per_campaign = [entity_error_hook("inboxfirst", "error_message", _CREDENTIALS), skip_bad_envelope]
+    per_campaign = [window.holding(entity_error_hook("inboxfirst", "error_message", _CREDENTIALS)), window.holding(skip_bad_envelope)]
 
     config: RESTAPIConfig = {
         "client": {

@@ -3,6 +3,7 @@ the envelope check and the mailing-list ids from configuration."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, NoReturn, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
@@ -123,6 +124,8 @@ class CampaignWindow:
         self.window_start = now - pendulum.duration(days=window_days)
         self._previous: Optional[dict[str, pendulum.DateTime]] = None
         self._first_since = start_date
+        self._listed: dict[str, tuple[str, pendulum.DateTime]] = {}  # campaign id -> (list, started_at)
+        self._held: set[str] = set()  # lists whose cursor a skipped send holds back
 
     def _cursors(self) -> dict[str, Any]:
         state = dlt.current.source_state()
@@ -170,10 +173,43 @@ class CampaignWindow:
         if started is not None:
             cursors = self._cursors()
             key = str(row[PARENT_LIST_ID])
+            self._listed[str(row.get("id"))] = (key, started)
+            if key in self._held:
+                return row  # held below a skipped send for the rest of the run
             current = _moment(cursors.get(key))
             if current is None or started > current:
                 cursors[key] = started.in_timezone("UTC").isoformat()
         return row
+
+
+    def hold(self, url: str) -> None:
+        """A campaign of this run was skipped (its details or link stats stayed an
+        error): keep its list's cursor below the send, so the next run lists and
+        reads it again even once it is older than the window (found by the fault
+        matrix: a skip of an old send was never repaired)."""
+        match = re.search(r"/campaigns/(\d+)", urlsplit(url or "").path)
+        listed = self._listed.get(match.group(1)) if match else None
+        if listed is None:
+            return  # backfill (no cursor), or a campaign this run did not list
+        key, started = listed
+        self._held.add(key)
+        cursors = self._cursors()
+        held = started - pendulum.duration(seconds=1)
+        current = _moment(cursors.get(key))
+        if current is None or held < current:
+            cursors[key] = held.in_timezone("UTC").isoformat()
+
+    def holding(self, hook: Any) -> Any:
+        """``hook`` (a per-campaign response action) that holds the cursor when it skips."""
+
+        def wrapped(response: Response, *args: Any, **kwargs: Any) -> Response:
+            try:
+                return hook(response, *args, **kwargs)
+            except IgnoreResponseException:
+                self.hold(response.url)
+                raise
+
+        return wrapped
 
 
 def rename_parent_id(row: dict[str, Any]) -> dict[str, Any]:

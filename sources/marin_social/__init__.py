@@ -266,12 +266,16 @@ def _stats_resource(
             start, end = stats_window(first, account["timezone"])
             params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": page_size}
             newest = last_days.get(plan_id)
+            last_asked = pendulum.from_timestamp(end, account["timezone"]).subtract(days=1).to_date_string()
             # Doc "Get statistics about specific Media plan": level=campaign|ad gives
             # one row per object and day of the whole plan (contract: `date`, the
             # object's id and client_id on each row).
             for page in _walk(client, f"clients/{plan_id}/statistics", params):
                 rows = [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
-                newest = max([newest or "", *(r["date"] for r in rows)]) or None
+                # A row without a date is skipped and counted downstream (guard_rows), not a
+                # KeyError here; a day after the plan's window (a vendor's "2100-01-01") is
+                # loaded as sent but never becomes the cursor (the plan would stop loading).
+                newest = max([newest or "", *(r["date"] for r in rows if r.get("date") and str(r["date"])[:10] <= last_asked)]) or None
                 yield rows
             if newest:
                 last_days[plan_id] = newest

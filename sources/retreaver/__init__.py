@@ -28,6 +28,7 @@ from dlt.sources.rest_api import EndpointResource, RESTAPIConfig, rest_api_resou
 from dlt.sources.rest_api.config_setup import create_response_hooks
 
 from sources._shared.http import error_hook, session_for
+from sources._shared.schema import not_in_future
 from sources._shared.window import backfill_window
 from sources.retreaver.helpers import (
     PageWalkPaginator,
@@ -160,7 +161,8 @@ def retreaver_source(
             },
             "response_actions": [on_error],
         },
-        "processing_steps": [{"map": call_shaper(email_tag)}],
+        # Before dlt's incremental step: a call stamped in the future must not move the cursor.
+        "processing_steps": [{"filter": not_in_future("retreaver", "GET /api/v2/calls.json", "updated_at")}, {"map": call_shaper(email_tag)}],
     }
 
     client = {"base_url": base_url.rstrip("/") + "/", "auth": auth, "session": session}
