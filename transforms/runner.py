@@ -159,7 +159,9 @@ def load_seeds(
             for name, hints in empty.items():
                 columns = ", ".join(f'"{c}" {sql_type(h)}' for c, h in hints.items())
                 create = sqlglot.transpile(f"CREATE TABLE {SEEDS_SCHEMA}.{name} ({columns})", read="duckdb", write=dialect)[0]
-                client.execute_sql(f"DROP TABLE IF EXISTS {SEEDS_SCHEMA}.{name}")
+                # Postgres binds views to the tables they read; they are rebuilt after the seeds.
+                cascade = " CASCADE" if dialect == "postgres" else ""
+                client.execute_sql(f"DROP TABLE IF EXISTS {SEEDS_SCHEMA}.{name}{cascade}")
                 client.execute_sql(create)
     return {name: len(rows) for name, (rows, _) in tables.items()}
 

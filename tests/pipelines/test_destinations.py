@@ -98,7 +98,7 @@ def test_every_source_transforms_and_status_run_on_postgres_by_configuration_onl
         cur.execute("select pg_typeof(spend)::text from marts.spend_daily limit 1")
         spend_type = cur.fetchone()[0]
     assert calls == sandbox.truth("retreaver")["retreaver"]["calls"]["count"] and duplicates == 0
-    assert runs == (2, len(SOURCE_NAMES) + 1 + 2)  # every source + transforms, then retreaver + transforms
+    assert runs == (2, len(SOURCE_NAMES) + 1 + 3)  # every source + transforms, then retreaver, fx (added to keep rates current) + transforms
     assert mart_calls > 0
     assert spend_type == "numeric"  # money stays DECIMAL on Postgres too
 
