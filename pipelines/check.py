@@ -195,7 +195,7 @@ def source_settings(source: str) -> tuple[Optional[str], dict[str, Any]]:
 def warehouse_problem(warehouse: str | Path) -> Optional[str]:
     """A local warehouse file the run could not write (checked before the lock
     file beside it is created, so nothing is left behind)."""
-    from pipelines.runner import is_local_duckdb
+    from pipelines.warehouse import is_local_duckdb
 
     if not is_local_duckdb():
         return None

@@ -146,7 +146,7 @@ def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records:
 
 def _publish(out: Output, warehouse: str) -> None:
     from pipelines.publish import publish
-    from pipelines.runner import destination_name, is_local_duckdb
+    from pipelines.warehouse import destination_name, is_local_duckdb
 
     if is_local_duckdb():
         out.line(f"{'published':<8} {'serving file':<13} {publish(warehouse)}")
@@ -343,7 +343,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipelines.lock import WarehouseBusy, warehouse_read_lock
-    from pipelines.runner import is_local_duckdb
+    from pipelines.warehouse import is_local_duckdb
     from pipelines.status import FreshnessConfigError, check_freshness
 
     out = Output(args)

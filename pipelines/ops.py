@@ -215,7 +215,7 @@ def flush_pending(warehouse: str | Path) -> dlt.Pipeline:
     dropping the new rows without a word: a run killed while writing ``ops.runs``
     would have cost the next run its own rows (found by the crash suite).
     """
-    from pipelines.runner import finish_interrupted_normalize, make_pipeline
+    from pipelines.warehouse import finish_interrupted_normalize, make_pipeline
 
     pipeline = make_pipeline(OPS_DATASET, warehouse)
     finish_interrupted_normalize(pipeline)
@@ -226,7 +226,7 @@ def flush_pending(warehouse: str | Path) -> dlt.Pipeline:
 
 
 def write_runs(warehouse: str | Path, records: Iterable[RunRecord]) -> None:
-    from pipelines.runner import loader_file_format
+    from pipelines.warehouse import loader_file_format
 
     rows = [r.as_row() for r in records]
     if not rows:
@@ -290,7 +290,7 @@ def interrupted_records(warehouse: str | Path, found_by: str) -> list[RunRecord]
 
 
 def _run_recorded(warehouse: str | Path, run_id: str) -> bool:
-    from pipelines.runner import is_local_duckdb
+    from pipelines.warehouse import is_local_duckdb
 
     if not is_local_duckdb() or not Path(warehouse).exists():
         return False

@@ -25,7 +25,8 @@ from typing import Any, Optional
 import dlt
 
 from pipelines.ops import OPS_DATASET, RUNS_TABLE
-from pipelines.runner import SOURCE_NAMES, make_pipeline
+from pipelines.runner import SOURCE_NAMES
+from pipelines.warehouse import make_pipeline
 
 DEFAULT_STALE_AFTER_HOURS = 48.0
 # Where each table's newest data shows. A date column counts as fresh until the

@@ -8,7 +8,8 @@ from typing import Any
 
 import dlt
 
-from pipelines.runner import DEFAULT_WAREHOUSE, PIPELINE_PREFIX, make_destination
+from pipelines import DEFAULT_WAREHOUSE
+from pipelines.warehouse import PIPELINE_PREFIX, make_destination
 from transforms.runner import TRANSFORMS_DIR, MissingRawTables, TestResult, TransformError, build, present_columns, read_seed
 
 # Defaults of the [transforms] settings (.dlt/config.toml or TRANSFORMS__<NAME>).

@@ -27,7 +27,8 @@ import pytest
 
 from pipelines.ops import cursor_summary, marker_path
 from pipelines.publish import serving_path
-from pipelines.runner import PIPELINE_PREFIX, SOURCE_NAMES
+from pipelines.runner import SOURCE_NAMES
+from pipelines.warehouse import PIPELINE_PREFIX
 from sandbox.control import SandboxControl
 from tests.conftest import TEST_NOW, TEST_SEED
 
@@ -254,7 +255,7 @@ def test_a_kill_between_normalize_commit_and_cleanup_does_not_wedge_the_source(t
 
     import dlt
 
-    from pipelines.runner import finish_interrupted_normalize, make_pipeline
+    from pipelines.warehouse import finish_interrupted_normalize, make_pipeline
 
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     pipeline = make_pipeline("crashprobe", tmp_path / "w.duckdb")

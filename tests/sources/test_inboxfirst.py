@@ -18,7 +18,7 @@ import requests
 
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 
-from pipelines.runner import make_pipeline
+from pipelines.warehouse import make_pipeline
 from sources._shared.http import session_for, stats_for
 from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids, skip_bad_envelope
 from sources.inboxfirst.settings import LINK_STATS_PAGE_SIZE, STAT_COUNTERS

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from pipelines.ops import source_record
-from pipelines.runner import make_pipeline
+from pipelines.warehouse import make_pipeline
 from sandbox.loops.models import LoopsStore
 from sandbox.world import World
 from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes

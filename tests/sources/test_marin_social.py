@@ -335,7 +335,7 @@ def test_recovers_from_429_and_5xx_and_never_leaks_the_key(loaded, env, sb, capl
 def marin_state(wh: Warehouse) -> tuple[dict[str, Any], tuple]:
     """The source state the runner's pipeline keeps (last_date_by_media_plan per
     statistics resource), and the state rows stored in the warehouse."""
-    from pipelines.runner import make_pipeline
+    from pipelines.warehouse import make_pipeline
 
     state = make_pipeline(API, wh.path).state
     stored = (

@@ -238,7 +238,7 @@ CATALOGUE_PATHS = ("/campaigns.json", "/affiliates.json", "/targets.json", "/num
 def source_state(warehouse: Any) -> tuple[dict[str, Any], tuple]:
     """The retreaver source state as the runner's pipeline keeps it locally (calls'
     incremental cursor, report_daily's last_day), and the state rows in the warehouse."""
-    from pipelines.runner import make_pipeline
+    from pipelines.warehouse import make_pipeline
 
     state = make_pipeline("retreaver", warehouse.path).state
     stored = warehouse.query("select count(*), max(version) from retreaver._dlt_pipeline_state")[0]
