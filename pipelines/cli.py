@@ -132,7 +132,7 @@ def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records:
     from pipelines.transform import run_transforms
 
     started = utc_now()
-    result = run_transforms(args.warehouse)
+    result = run_transforms(args.warehouse, select=getattr(args, "select", None))
     records.append(transform_record(run_id, args.command, result, started, utc_now()))
     out.line(f"{result.status:<8} {'transforms':<13} {result.message}")
     for test in result.failed_tests:
@@ -204,7 +204,7 @@ def _marked(command, args: argparse.Namespace) -> int:
             print(f"marketing-etl: could not record interrupted run {leftover[0].run_id} in ops.runs: {exc}", file=sys.stderr)
     if args.command == "backfill":
         names = [args.source]
-    elif args.command == "transform":
+    elif args.command in ("transform", "dbt"):
         names = []
     else:
         names = (_source_names(args) if getattr(args, "sources", None) else None) or list(SOURCE_NAMES)
@@ -316,6 +316,27 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     status = _transform_step(args, out, run_id, records)
     code = {"built": EXIT_OK, "skipped": EXIT_NOTHING_RAN, "config_error": EXIT_CONFIG}.get(status, EXIT_TRANSFORM_FAILED)
     return _finish(args, out, run_id, records, code)
+
+
+@locked
+def _cmd_dbt(args: argparse.Namespace) -> int:
+    """dbt with the profile generated from the warehouse configuration, holding the
+    warehouse's lock (dbt may write to it, and DuckDB has one writer)."""
+    import dlt
+
+    from pipelines.dbt import TransformError, run_dbt
+    from pipelines.transform import transform_settings
+    from pipelines.warehouse import PIPELINE_PREFIX, make_destination
+
+    if not args.dbt_args:
+        print("marketing-etl dbt: name a dbt command, e.g. `marketing-etl dbt docs generate`", file=sys.stderr)
+        return EXIT_CONFIG
+    pipeline = dlt.pipeline(PIPELINE_PREFIX + "transforms", destination=make_destination(args.warehouse), dataset_name="marts")
+    try:
+        return run_dbt(pipeline, args.dbt_args, settings=transform_settings())
+    except TransformError as exc:
+        print(f"marketing-etl dbt: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 @locked
@@ -486,7 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     tf = sub.add_parser("transform", parents=[common], help="rebuild staging views and marts, then run the data tests")
     tf.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
+    tf.add_argument("--select", "-s", default=None, help="a dbt selector: build and test only these, e.g. 'spend_daily+' or 'tag:x'")
     tf.set_defaults(func=_cmd_transform)
+
+    db = sub.add_parser(
+        "dbt",
+        help="run any dbt command on the transforms project, on the configured warehouse (e.g. `marketing-etl dbt docs generate`)",
+    )
+    db.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
+    db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="the dbt command and its options")
+    db.set_defaults(func=_cmd_dbt)
     return parser
 
 

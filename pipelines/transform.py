@@ -1,40 +1,37 @@
-"""Build the marts on the warehouse the sources load into."""
+"""Build the marts on the warehouse the sources load into (the dbt project in
+transforms/, run by pipelines/dbt.py)."""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dlt
+import yaml
 
 from pipelines import DEFAULT_WAREHOUSE
+from pipelines.dbt import MissingRawTables, TestResult, TransformError, build, present_columns
 from pipelines.warehouse import PIPELINE_PREFIX, make_destination
-from transforms.runner import TRANSFORMS_DIR, MissingRawTables, TestResult, TransformError, build, present_columns, read_seed
+from transforms import TRANSFORMS_DIR
 
-# Defaults of the [transforms] settings (.dlt/config.toml or TRANSFORMS__<NAME>).
+# The [transforms] settings (.dlt/config.toml or TRANSFORMS__<NAME>) and their
+# defaults: the dbt project's var `transforms` (transforms/dbt_project.yml, which
+# says what each does), so plain dbt and marketing-etl use the same ones.
 DEFAULT_SETTINGS: dict[str, Any] = {
-    "reporting_currency": "USD",
-    # IANA zone whose calendar days the marts use for UTC-timestamped figures
-    # (calls, ListenLoop, InboxFirst); empty: UTC. Marin Social days stay the
-    # account's own (its API reports whole days in the account's zone).
-    "reporting_timezone": "",
-    # Days before the newest day of a source in which its figures may still be
-    # restated: reconciliation differences there are "pending", not failures.
-    "marin_social_restatement_days": "3",
-    "retreaver_restatement_days": "4",
-    # How far a pending day may be off: the larger of an absolute amount (calls or
-    # currency units) and a percentage of the reference side. Beyond it, it fails.
-    "reconciliation_tolerance_abs": "5",
-    "reconciliation_tolerance_pct": "10",
-    # A rate older than this many days on the day it converts fails the data test
-    # fx_rate_not_stale (weekends and holidays leave up to 4 days between ECB fixings).
-    "fx_max_rate_age_days": "7",
+    key: "" if value is None else str(value)
+    for key, value in yaml.safe_load((TRANSFORMS_DIR / "dbt_project.yml").read_text())["vars"]["transforms"].items()
 }
 
 
 def transform_settings() -> dict[str, Any]:
     return {key: dlt.config.get(f"transforms.{key}") or default for key, default in DEFAULT_SETTINGS.items()}
+
+
+def read_seed(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 @dataclass
@@ -80,14 +77,15 @@ def reporting_currency_error(pipeline: dlt.Pipeline, root: Path, settings: dict[
     )
 
 
-def run_transforms(warehouse: str | Path = DEFAULT_WAREHOUSE, root: Path = TRANSFORMS_DIR) -> TransformResult:
+def run_transforms(warehouse: str | Path = DEFAULT_WAREHOUSE, root: Path = TRANSFORMS_DIR, select: str | None = None) -> TransformResult:
+    """Build the marts (those of ``select``, a dbt selector, when given) and run their tests."""
     pipeline = dlt.pipeline(PIPELINE_PREFIX + "transforms", destination=make_destination(warehouse), dataset_name="marts")
     settings = transform_settings()
     problem = reporting_currency_error(pipeline, root, settings)
     if problem:
         return TransformResult("config_error", problem)
     try:
-        built = build(pipeline, root, settings=settings)
+        built = build(pipeline, root, settings=settings, select=select)
     except MissingRawTables as exc:
         return TransformResult("skipped", str(exc))
     except TransformError as exc:

@@ -7,13 +7,13 @@ with owned as (
         coalesce(attributed_campaign_id, retreaver_campaign_id) as campaign_id,
         count(*) as conversions,
         case when count(revenue) = count(*) then sum(revenue) end as conversions_value
-    from marts.call_conversions
+    from {{ ref('call_conversions') }}
     group by date_day, coalesce(attributed_platform, 'retreaver'), coalesce(attributed_campaign_id, retreaver_campaign_id)
 ),
 
 daily as (
     select date_day, platform, campaign_id, conversions, conversions_value
-    from marts.conversions_daily
+    from {{ ref('conversions_daily') }}
     where conversion_type = 'phone_call'
 ),
 

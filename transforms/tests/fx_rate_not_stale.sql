@@ -4,12 +4,12 @@
 -- row per (day, currency), naming the currency, the day and the old rate.
 with limits as (
     select coalesce(max(cast(value as integer)), 7) as max_age_days
-    from seeds.settings
+    from {{ ref('int_settings') }}
     where key = 'fx_max_rate_age_days'
 ),
 
 rates as (
-    select * from intermediate.int_fx_rates_daily
+    select * from {{ ref('int_fx_rates_daily') }}
 ),
 
 final as (

@@ -8,11 +8,11 @@ with snapshots as (
         row_number() over (partition by campaign_id order by snapshot_at desc) as recency,
         coalesce(lag(impressions_count) over (partition by campaign_id order by snapshot_at), 0) as previous_impressions,
         coalesce(lag(clicks_count) over (partition by campaign_id order by snapshot_at), 0) as previous_clicks
-    from staging.stg_listenloop__campaign_snapshots
+    from {{ ref('stg_listenloop__campaign_snapshots') }}
 ),
 
 campaigns as (
-    select * from staging.stg_listenloop__campaigns
+    select * from {{ ref('stg_listenloop__campaigns') }}
 ),
 
 lifetime as (
@@ -42,14 +42,14 @@ days as (
         sum(impressions) as impressions,
         sum(clicks) as clicks,
         sum(spend_local) as spend_local
-    from marts.spend_daily
+    from {{ ref('spend_daily') }}
     where platform = 'listenloop'
     group by campaign_id
 ),
 
 conversion_days as (
     select campaign_id, sum(conversions) as conversions
-    from marts.conversions_daily
+    from {{ ref('conversions_daily') }}
     where platform = 'listenloop' and conversion_type = 'conversion_page_view'
     group by campaign_id
 ),

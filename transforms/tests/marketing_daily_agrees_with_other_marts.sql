@@ -10,7 +10,7 @@ with dashboard as (
         sum(clicks) as clicks,
         sum(platform_conversions) as platform_conversions,
         sum(platform_conversions_value) as platform_conversions_value
-    from marts.marketing_daily
+    from {{ ref('marketing_daily') }}
     group by platform
 ),
 
@@ -20,7 +20,7 @@ spend as (
         sum(spend) as spend,
         sum(impressions) as impressions,
         sum(clicks) as clicks
-    from marts.spend_daily
+    from {{ ref('spend_daily') }}
     group by platform
 ),
 
@@ -31,8 +31,8 @@ conversions as (
         daily.platform,
         sum(daily.conversions) as platform_conversions,
         sum(case when dashboard.platform_conversions_value is not null then coalesce(daily.conversions_value, 0) end) as platform_conversions_value
-    from marts.conversions_daily as daily
-    left join marts.marketing_daily as dashboard
+    from {{ ref('conversions_daily') }} as daily
+    left join {{ ref('marketing_daily') }} as dashboard
         on dashboard.date_day = daily.date_day
         and dashboard.platform = daily.platform
         and dashboard.campaign_id = daily.campaign_id
@@ -43,8 +43,8 @@ conversions as (
 -- Spend on dashboard rows with a known spend, likewise.
 known_spend as (
     select spend.platform, sum(spend.spend) as spend
-    from marts.spend_daily as spend
-    inner join marts.marketing_daily as dashboard
+    from {{ ref('spend_daily') }} as spend
+    inner join {{ ref('marketing_daily') }} as dashboard
         on dashboard.date_day = spend.date_day
         and dashboard.platform = spend.platform
         and dashboard.campaign_id = spend.campaign_id

@@ -8,13 +8,13 @@ with owned as (
         coalesce(attributed_campaign_id, retreaver_campaign_id) as campaign_id,
         count(*) as calls,
         case when count(revenue) = count(*) then sum(revenue) end as call_revenue
-    from marts.call_conversions
+    from {{ ref('call_conversions') }}
     group by date_day, coalesce(attributed_platform, 'retreaver'), coalesce(attributed_campaign_id, retreaver_campaign_id)
 ),
 
 dashboard as (
     select date_day, platform, campaign_id, calls, call_revenue
-    from marts.marketing_daily
+    from {{ ref('marketing_daily') }}
     where calls <> 0 or call_revenue is null or call_revenue <> 0
 ),
 
