@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +54,48 @@ def sandbox(sandbox_server, sandbox_mode) -> SandboxControl:
     control = SandboxControl(sandbox_server.base_url)
     control.reset(seed=TEST_SEED, scale=1.0, now=TEST_NOW.isoformat(), doc_shapes=sandbox_mode == "doc_shapes")
     return control
+
+
+def _pg_bin() -> Path | None:
+    for candidate in [shutil.which("pg_ctl"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)]:
+        if candidate and Path(candidate).exists():
+            return Path(candidate).resolve().parent
+    return None
+
+
+class PostgresServer:
+    def __init__(self, bindir: Path, port: int):
+        self.bindir, self.port = bindir, port
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database; its dlt/psycopg2 connection string."""
+        psql = str(self.bindir / "psql") if (self.bindir / "psql").exists() else "psql"
+        subprocess.run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"create database {name}"], check=True, capture_output=True)
+        # trust auth ignores the password; dlt's Postgres credentials require one.
+        return f"postgresql://postgres:unused@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (the machine's own binaries, a throwaway
+    data directory, a free port); skipped, saying why, where it is not installed."""
+    bindir = _pg_bin()
+    if bindir is None or not (bindir / "initdb").exists():
+        pytest.skip("PostgreSQL is not installed here (initdb/pg_ctl not found)")
+    pytest.importorskip("psycopg2", reason="dlt[postgres] is not installed")
+    # initdb refuses to run as root: run the server as the postgres user when we are root.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="marketing-etl-pg-"))
+    if as_user:
+        shutil.chown(data, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield PostgresServer(bindir, port)
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

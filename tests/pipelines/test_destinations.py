@@ -1,20 +1,16 @@
 """Switching the warehouse to another dlt destination by configuration only.
 
 Runs every source, the transforms and the status check against a real PostgreSQL
-server started for this module (the machine's own PostgreSQL binaries, a
-throwaway data directory, a free port). Skipped, saying why, where PostgreSQL is
-not installed.
+server (tests/conftest.py: the machine's own PostgreSQL binaries, a throwaway data
+directory, a free port). Skipped, saying why, where PostgreSQL is not installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,37 +20,9 @@ from sandbox.control import SandboxControl
 from tests.conftest import TEST_NOW, TEST_SEED
 
 
-def _pg_bin() -> Path | None:
-    for candidate in [shutil.which("pg_ctl"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)]:
-        if candidate and Path(candidate).exists():
-            return Path(candidate).resolve().parent
-    return None
-
-
 @pytest.fixture(scope="module")
-def postgres():
-    bindir = _pg_bin()
-    if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL is not installed here (initdb/pg_ctl not found)")
-    pytest.importorskip("psycopg2", reason="dlt[postgres] is not installed")
-    # initdb refuses to run as root: run the server as the postgres user when we are root.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data = Path(tempfile.mkdtemp(prefix="marketing-etl-pg-"))
-    if as_user:
-        shutil.chown(data, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start"], check=True, capture_output=True)
-    try:
-        subprocess.run([str(bindir / "psql") if (bindir / "psql").exists() else "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "create database marketing"], check=True, capture_output=True)
-        # trust auth ignores the password; dlt's Postgres credentials require one.
-        yield f"postgresql://postgres:unused@127.0.0.1:{port}/marketing"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+def postgres(postgres_server):
+    return postgres_server.create_database("marketing")
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -10,6 +10,9 @@ review the diff: ``UPDATE_GOLDEN=1 pytest tests/transforms/test_marts_golden.py`
 
 Comparison: NULL is an empty cell; decimals are compared exactly after normalising
 the scale (``8`` == ``8.0000``); floats (ctr) within 1e-9; timestamps as UTC ISO-8601.
+
+Every case is built on DuckDB and on PostgreSQL (the dbt project is one SQL for
+both): the same goldens hold on each.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
 import pytest
 
-from transforms.runner import TRANSFORMS_DIR, build
+from pipelines.dbt import build
+from transforms import TRANSFORMS_DIR
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -236,6 +241,52 @@ def load_raw(db: Path) -> None:
                 con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
 
+def load_raw_postgres(url: str) -> None:
+    import psycopg2
+
+    with psycopg2.connect(url) as con, con.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        for table, (columns, rows) in RAW.items():
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            # The same types; Postgres spells DuckDB's double "double precision".
+            cur.execute(f"CREATE TABLE {table} ({columns.replace(' double', ' double precision')})")
+            if rows:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                cur.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def read_marts(destination: str, where: Any) -> tuple[dict[str, tuple[list[str], list[tuple]]], list[tuple[str, str, str]]]:
+    """Every mart in its grain's order, and (table, column, type) of their columns,
+    types spelled as DuckDB does (DECIMAL(18,4), BIGINT, DOUBLE)."""
+    marts = {}
+    if destination == "duckdb":
+        with duckdb.connect(str(where), read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            for mart, order_by in MARTS.items():
+                cur = con.execute(f"select * from marts.{mart} order by {order_by}")
+                marts[mart] = ([d[0] for d in cur.description], cur.fetchall())
+            types = con.execute(
+                "select table_name, column_name, data_type from information_schema.columns where table_schema = 'marts'"
+            ).fetchall()
+        return marts, types
+    import psycopg2
+
+    with psycopg2.connect(where) as con, con.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        for mart, order_by in MARTS.items():
+            cur.execute(f"select * from marts.{mart} order by {order_by}")
+            marts[mart] = ([d[0] for d in cur.description], cur.fetchall())
+        cur.execute(
+            "select table_name, column_name, data_type, numeric_precision, numeric_scale "
+            "from information_schema.columns where table_schema = 'marts'"
+        )
+        spelled = {"bigint": "BIGINT", "double precision": "DOUBLE", "integer": "INTEGER"}
+        types = [
+            (t, c, f"DECIMAL({p},{s})" if d == "numeric" else spelled.get(d, d.upper())) for t, c, d, p, s in cur.fetchall()
+        ]
+    return marts, types
+
+
 def normalise(value) -> str:
     if value is None:
         return ""
@@ -265,31 +316,31 @@ def cell_matches(actual, expected: str) -> bool:
     return normalise(actual) == expected
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Each case built once on its own copy of the raw tables and the transforms."""
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def built(request, tmp_path_factory):
+    """Each case built once per destination on its own copy of the raw tables and
+    the transforms: {case: (tests by name, marts, column types)}."""
+    destination = request.param
     out = {}
     for case, (settings, seeds) in {**CASES, **EXTRA_CASES}.items():
-        base = tmp_path_factory.mktemp(f"golden_{case}")
+        base = tmp_path_factory.mktemp(f"golden_{destination}_{case}")
         root = base / "transforms"
-        shutil.copytree(TRANSFORMS_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        shutil.copytree(TRANSFORMS_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py", "target", "logs"))
         (root / "seeds" / "fx_rates.csv").write_text(FX_RATES)
         (root / "seeds" / "campaign_map.csv").write_text(CAMPAIGN_MAP)
         for name, text in seeds.items():
             (root / "seeds" / name).write_text(text)
-        db = base / "w.duckdb"
-        load_raw(db)
-        pipeline = dlt.pipeline(
-            f"golden_{case}", destination=dlt.destinations.duckdb(str(db)), dataset_name="marts", pipelines_dir=str(base / "dlt")
-        )
+        if destination == "duckdb":
+            where: Any = base / "w.duckdb"
+            load_raw(where)
+            target = dlt.destinations.duckdb(str(where))
+        else:
+            where = request.getfixturevalue("postgres_server").create_database(f"golden_{case}")
+            load_raw_postgres(where)
+            target = dlt.destinations.postgres(credentials=where)
+        pipeline = dlt.pipeline(f"golden_{case}", destination=target, dataset_name="marts", pipelines_dir=str(base / "dlt"))
         tests = {t.name: t for t in build(pipeline, root=root, settings=settings).tests}
-        marts = {}
-        with duckdb.connect(str(db), read_only=True) as con:
-            con.execute("SET TimeZone = 'UTC'")
-            for mart, order_by in MARTS.items():
-                cur = con.execute(f"select * from marts.{mart} order by {order_by}")
-                marts[mart] = ([d[0] for d in cur.description], cur.fetchall())
-        out[case] = (tests, marts)
+        out[case] = (tests, *read_marts(destination, where))
     return out
 
 
@@ -364,12 +415,8 @@ MONEY_COLUMNS = {"spend", "conversions_value", "platform_conversions_value", "ca
 RATE_COLUMNS = {"ctr", "roas"}
 
 
-def test_mart_columns_have_bi_friendly_types(tmp_path_factory, built):
-    db = next(tmp_path_factory.getbasetemp().glob("golden_usd*")) / "w.duckdb"
-    with duckdb.connect(str(db), read_only=True) as con:
-        types = con.execute(
-            "select table_name, column_name, data_type from information_schema.columns where table_schema = 'marts'"
-        ).fetchall()
+def test_mart_columns_have_bi_friendly_types(built):
+    types = built["usd"][2]
     assert types
     for table, column, data_type in types:
         assert data_type != "HUGEINT", (table, column)
@@ -399,7 +446,7 @@ def _backticked(cell: str) -> set[str]:
 
 def test_reporting_timezone_moves_utc_platforms_and_calls_but_not_marin(built):
     """reporting_timezone = Europe/Berlin (UTC+1). Derivations in golden/README.md."""
-    tests, marts = built["berlin"]
+    tests, marts, _ = built["berlin"]
     assert sorted(name for name, t in tests.items() if not t.ok) == ["reconciliation_ties_out"]
 
     def rows(mart, **where):
@@ -424,3 +471,16 @@ def test_reporting_timezone_moves_utc_platforms_and_calls_but_not_marin(built):
     calls = {r["call_uuid"]: (r["date_day"].isoformat(), r["date_day_timezone"]) for r in rows("call_conversions")}
     assert calls["c11"] == ("2025-03-04", "Europe/Berlin") and calls["c4"] == ("2025-03-03", "Europe/Berlin")
     assert calls["c9"] == ("2025-03-03", "Europe/Berlin")
+
+
+def test_every_mart_column_is_described_in_the_dbt_schema(built):
+    """The generated docs (dbt docs generate) describe every column of every mart."""
+    import yaml
+
+    models = {m["name"]: m for m in yaml.safe_load((TRANSFORMS_DIR / "models" / "marts" / "_marts.yml").read_text())["models"]}
+    for mart in MARTS:
+        columns, _ = built["usd"][1][mart]
+        described = {c["name"]: c.get("description", "").strip() for c in models[mart].get("columns", [])}
+        assert models[mart].get("description"), mart
+        assert [c for c in columns if not described.get(c)] == [], mart
+        assert [c for c in described if c not in columns] == [], f"{mart}: described columns it does not have"

@@ -111,8 +111,10 @@ final as (
         -- A correction day (clicks going down) has no meaningful rate.
         case when impressions > 0 and clicks >= 0 then cast(clicks as double precision) / impressions end as ctr,
         -- A cost per click or per conversion of 0 would claim they were free.
-        case when spend > 0 and clicks > 0 then cast(spend / clicks as decimal(18, 4)) end as cpc,
-        case when spend > 0 and conversions > 0 then cast(spend / conversions as decimal(18, 4)) end as cpa,
+        -- The cast wraps the case: Postgres drops a numeric's precision from a case
+        -- whose other branch is null.
+        cast(case when spend > 0 and clicks > 0 then spend / clicks end as decimal(18, 4)) as cpc,
+        cast(case when spend > 0 and conversions > 0 then spend / conversions end as decimal(18, 4)) as cpa,
         case when spend > 0 then cast(conversions_value as double precision) / cast(spend as double precision) end as roas
     from totals
 )
