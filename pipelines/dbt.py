@@ -172,7 +172,7 @@ def dbt_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
             port=int(credentials.port or 5432),
             user=credentials.username,
             dbname=credentials.database,
-            password="{{ env_var('%s') }}" % PASSWORD_ENV,
+            password='{{ env_var("%s") }}' % PASSWORD_ENV,
             connect_timeout=int(getattr(credentials, "connect_timeout", None) or 15),
         )
         secret = str(credentials.password or "")

@@ -23,10 +23,10 @@ from sources._shared.http import session_for, stats_for
 from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids, skip_bad_envelope
 from sources.inboxfirst.settings import LINK_STATS_PAGE_SIZE, STAT_COUNTERS
 from tests.conftest import both_sandbox_modes
-from transforms.runner import TRANSFORMS_DIR
+from tests.transforms.staging import STAGING_DIR, plain_sql
 
 WINDOW_DAYS = 30  # the source's default
-STAGING_SQL = (TRANSFORMS_DIR / "staging" / "stg_inboxfirst__campaigns.sql").read_text()
+STAGING_SQL = plain_sql(STAGING_DIR / "stg_inboxfirst__campaigns.sql")
 
 
 def campaign_totals(warehouse):

@@ -8,7 +8,7 @@ import sqlglot
 from sqlglot import exp
 
 from sources.catalog import declared_columns
-from transforms.runner import TRANSFORMS_DIR
+from tests.transforms.staging import STAGING_DIR, plain_sql
 
 
 def raw_reads(sql: str) -> dict[str, set[str]]:
@@ -29,15 +29,25 @@ def raw_reads(sql: str) -> dict[str, set[str]]:
     return {table: columns}
 
 
-STAGING = sorted((TRANSFORMS_DIR / "staging").glob("*.sql"))
+STAGING = sorted(STAGING_DIR.glob("*.sql"))
 
 
 @pytest.mark.parametrize("path", STAGING, ids=[p.stem for p in STAGING])
 def test_every_column_a_staging_model_reads_is_declared(path):
     declared = declared_columns()
-    for table, columns in raw_reads(path.read_text()).items():
+    for table, columns in raw_reads(plain_sql(path)).items():
         assert table in declared, f"{path.name}: {table} has no TABLE_COLUMNS in its source's settings.py"
         missing = columns - set(declared[table])
         assert not missing, f"{path.name}: {table} columns read but not declared: {sorted(missing)}"
         untyped = [c for c in columns if not declared[table][c].get("data_type")]
         assert not untyped, f"{path.name}: {table} columns declared without a type: {untyped}"
+
+
+def test_the_dbt_sources_are_the_raw_tables_staging_reads_and_all_are_declared():
+    """transforms/models/staging/_sources.yml lists what the staging models read, and
+    each has its columns declared (what raw_table stands in with when it is absent)."""
+    from pipelines.dbt import source_tables
+
+    read = {table for path in STAGING for table in raw_reads(plain_sql(path))}
+    assert set(source_tables()) == read
+    assert read <= set(declared_columns())

@@ -3,8 +3,9 @@ seed's overrides (USD per unit) become one rate per (day, currency); an old rate
 fails the data test fx_rate_not_stale naming currency and day; a reporting currency
 nothing has a rate for is a configuration error (exit 2), found before any build.
 
-The FX models run on their own here (a stand-in int_spend_local_daily says which
-(day, currency) pairs need a rate), so these tests do not depend on the marts.
+The FX models run on their own here, in a dbt project of their own (a stand-in
+int_spend_local_daily says which (day, currency) pairs need a rate), so these tests
+do not depend on the marts.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import dlt
 import duckdb
 import pytest
 
+from pipelines.dbt import build
 from pipelines.transform import reporting_currency_error, run_transforms
-from transforms.runner import TRANSFORMS_DIR, build
+from transforms import TRANSFORMS_DIR
 
 # ECB-style rows as sources/fx lands them: units per 1 EUR, the base itself at 1.
 # Mon 2025-03-03 and Fri 2025-03-07 only (a gap, and a weekend after it).
@@ -53,14 +55,21 @@ NO_SEED = "rate_date,currency_code,usd_per_unit\n2025-01-01,USD,1\n"
 
 
 def fx_root(tmp_path: Path, seed: str = NO_SEED) -> Path:
-    """The FX models, their data test and seeds, with a stand-in spend model."""
+    """A dbt project of the FX models, their data test and seeds, with a stand-in
+    spend model and another source's raw table (load_other_raw), so a warehouse
+    without fx.rates still builds."""
     root = tmp_path / "transforms"
-    for rel in ("staging/stg_fx__rates.sql", "intermediate/int_fx_rates_daily.sql", "tests/fx_rate_not_stale.sql"):
+    shutil.copytree(TRANSFORMS_DIR / "macros", root / "macros")
+    shutil.copy(TRANSFORMS_DIR / "dbt_project.yml", root / "dbt_project.yml")
+    for rel in ("models/staging/stg_fx__rates.sql", "models/intermediate/int_fx_rates_daily.sql",
+                "models/intermediate/int_settings.sql", "tests/fx_rate_not_stale.sql"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(TRANSFORMS_DIR / rel, root / rel)
-    (root / "intermediate" / "int_spend_local_daily.sql").write_text("select date_day, currency_code from seeds.spend_days")
-    # Another source's raw table (load_other_raw), so a warehouse without fx.rates still builds.
-    (root / "staging" / "stg_other__things.sql").write_text("with source as (select * from other.things) select * from source")
+    (root / "models" / "intermediate" / "int_spend_local_daily.sql").write_text("select date_day, currency_code from {{ ref('spend_days') }}")
+    (root / "models" / "staging" / "stg_other__things.sql").write_text("select * from {{ source('other', 'things') }}")
+    (root / "models" / "staging" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: fx\n    tables: [{name: rates}]\n  - name: other\n    tables: [{name: things}]\n"
+    )
     (root / "seeds").mkdir()
     (root / "seeds" / "spend_days.csv").write_text(SPEND_DAYS)
     (root / "seeds" / "fx_rates.csv").write_text(seed)

@@ -1,0 +1,184 @@
+"""The dbt build (pipelines/dbt.py) on small projects of its own: layering, stand-ins
+for what is not loaded, tests and their samples, failures named, old marts kept,
+seeds, selection, and the generated profile keeping the password out of files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dlt
+import duckdb
+import pytest
+
+from pipelines.dbt import MissingRawTables, TransformError, build, dbt_profile
+from transforms import TRANSFORMS_DIR
+
+SOURCES = """version: 2
+sources:
+  - name: shop
+    tables: [{name: orders}, {name: refunds}]
+"""
+STAGING = "with source as (select * from {{ raw_table('shop', 'orders') }}) select id, amount from source"
+INTERMEDIATE = "select id, amount * 2 as doubled from {{ ref('stg_shop__orders') }}"
+MART = "select count(*) as n, sum(doubled) as total, max(r.rate) as rate from {{ ref('int_doubled') }}, {{ ref('rates') }} as r"
+DECLARED = {
+    "shop.orders": {"id": {"data_type": "bigint"}, "amount": {"data_type": "bigint"}, "coupon": {"data_type": "text"}},
+    "shop.refunds": {"id": {"data_type": "bigint"}, "refunded_at": {"data_type": "timestamp"}, "amount": {"data_type": "decimal"}},
+}
+
+
+def project(root: Path, files: dict[str, str]) -> Path:
+    """Our dbt_project.yml and macros, the shop's sources, and ``files``."""
+    shutil.copytree(TRANSFORMS_DIR / "macros", root / "macros")
+    shutil.copy(TRANSFORMS_DIR / "dbt_project.yml", root / "dbt_project.yml")
+    for rel, text in {"models/staging/_sources.yml": SOURCES, **files}.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def pipeline(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setattr("pipelines.dbt.declared_columns", lambda: DECLARED)
+    db = tmp_path / "w.duckdb"
+    p = dlt.pipeline("shop", destination=dlt.destinations.duckdb(str(db)), dataset_name="shop")
+    p.run([{"id": 1, "amount": 5}, {"id": 2, "amount": 7}], table_name="orders")
+    return p
+
+
+def query(pipeline, sql: str) -> list[tuple]:
+    with duckdb.connect(pipeline.destination_client().config.credentials.database, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_build_creates_views_tables_and_runs_data_tests_with_their_offending_rows(tmp_path, pipeline):
+    root = project(
+        tmp_path / "t",
+        {
+            "models/staging/stg_shop__orders.sql": STAGING,
+            "models/intermediate/int_doubled.sql": INTERMEDIATE,
+            "models/marts/total.sql": MART,
+            "seeds/rates.csv": "currency_code,rate\nEUR,1.08\n",
+            "tests/total_is_24.sql": "select * from {{ ref('total') }} where total <> 24",
+            "tests/no_orders_over_6.sql": "select id from {{ ref('stg_shop__orders') }} where amount > 6",
+        },
+    )
+    results = {r.name: r for r in build(pipeline, root).tests}
+    assert results["total_is_24"].ok
+    assert not results["no_orders_over_6"].ok
+    assert results["no_orders_over_6"].sample == [(2,)]
+    assert query(pipeline, "select n, total from marts.total") == [(2, 24)]
+    kinds = dict(query(pipeline, "select table_schema || '.' || table_name, table_type from information_schema.tables"))
+    assert kinds["staging.stg_shop__orders"] == "VIEW" and kinds["intermediate.int_doubled"] == "VIEW"
+    assert kinds["marts.total"] == "BASE TABLE" and kinds["seeds.rates"] == "BASE TABLE"
+    assert not [k for k in kinds if "__dbt" in k]  # no build-aside leftovers
+
+
+def test_only_staging_models_may_read_raw_tables(tmp_path, pipeline):
+    root = project(tmp_path / "t", {"models/marts/bad.sql": "select * from {{ source('shop', 'orders') }}"})
+    with pytest.raises(TransformError, match=r"models/marts/bad.sql: only staging models may read raw tables, found \['shop.orders'\]"):
+        build(pipeline, root)
+
+
+def test_a_reference_to_no_model_and_a_cycle_are_named(tmp_path, pipeline):
+    root = project(tmp_path / "a", {"models/marts/x.sql": "select * from {{ ref('nothing') }}"})
+    with pytest.raises(TransformError, match="nothing"):
+        build(pipeline, root)
+    cycle = {"models/intermediate/p.sql": "select * from {{ ref('q') }}", "models/intermediate/q.sql": "select * from {{ ref('p') }}"}
+    with pytest.raises(TransformError, match="cycle"):
+        build(pipeline, project(tmp_path / "b", cycle))
+
+
+def test_a_broken_model_names_its_file_and_keeps_the_old_mart(tmp_path, pipeline):
+    files = {"models/staging/stg_shop__orders.sql": STAGING, "models/marts/total.sql": "select count(*) as n from {{ ref('stg_shop__orders') }}"}
+    root = project(tmp_path / "t", files)
+    build(pipeline, root)
+    (root / "models/marts/total.sql").write_text("select no_such_column from {{ ref('stg_shop__orders') }}")
+    with pytest.raises(TransformError, match="models/marts/total.sql: .*no_such_column"):
+        build(pipeline, root)
+    assert query(pipeline, "select n from marts.total") == [(2,)]
+
+
+def test_a_failing_data_test_that_cannot_run_is_named(tmp_path, pipeline):
+    root = project(tmp_path / "t", {"models/staging/stg_shop__orders.sql": STAGING, "tests/broken.sql": "select nope from {{ ref('stg_shop__orders') }}"})
+    with pytest.raises(TransformError, match="tests/broken.sql"):
+        build(pipeline, root)
+
+
+def test_absent_raw_tables_and_columns_read_as_typed_stand_ins(tmp_path, pipeline):
+    """A source not configured (no raw table) and a field never sent (no column) still
+    build: the staging model reads a typed, empty or NULL, stand-in."""
+    root = project(
+        tmp_path / "t",
+        {
+            "models/staging/stg_shop__orders.sql": "with source as (select * from {{ raw_table('shop', 'orders') }}) select id, amount, coupon from source",
+            "models/staging/stg_shop__refunds.sql": "with source as (select * from {{ raw_table('shop', 'refunds') }}) select id, refunded_at, amount from source",
+            "models/marts/net.sql": "select (select sum(amount) from {{ ref('stg_shop__orders') }}) - "
+            "coalesce((select sum(amount) from {{ ref('stg_shop__refunds') }}), 0) as net, "
+            "(select count(coupon) from {{ ref('stg_shop__orders') }}) as coupons",
+        },
+    )
+    built = build(pipeline, root)
+    assert built.coverage.absent == ["shop.refunds"]
+    assert built.coverage.filled == {"shop.orders": ["coupon"]}
+    assert built.coverage.absent_sources == ["shop"]
+    assert query(pipeline, "select net, coupons from marts.net") == [(12, 0)]
+    types = dict(query(pipeline, "select column_name, data_type from information_schema.columns where table_name = 'stg_shop__refunds'"))
+    assert types == {"id": "BIGINT", "refunded_at": "TIMESTAMP WITH TIME ZONE", "amount": "DECIMAL(38,9)"}
+
+
+def test_no_raw_table_at_all_is_nothing_to_build(tmp_path, pipeline):
+    root = project(tmp_path / "t", {"models/staging/_sources.yml": "version: 2\nsources:\n  - name: void\n    tables: [{name: things}]\n"})
+    with pytest.raises(MissingRawTables, match="no raw tables loaded yet"):
+        build(pipeline, root)
+
+
+def test_a_seed_emptied_to_its_header_is_an_empty_table_not_yesterdays_rows(tmp_path, pipeline):
+    files = {
+        "models/staging/stg_shop__orders.sql": STAGING,
+        "models/marts/mapped.sql": "select count(*) as n from {{ ref('campaign_map') }}",
+        "seeds/campaign_map.csv": "utm_campaign,platform,campaign_id\nspring,marin_social,1\n",
+    }
+    root = project(tmp_path / "t", files)
+    build(pipeline, root)
+    assert query(pipeline, "select n from marts.mapped") == [(1,)]
+    (root / "seeds/campaign_map.csv").write_text("utm_campaign,platform,campaign_id\n")
+    build(pipeline, root)
+    assert query(pipeline, "select n from marts.mapped") == [(0,)]
+
+
+def test_select_builds_and_tests_only_what_it_names(tmp_path, pipeline):
+    files = {
+        "models/staging/stg_shop__orders.sql": STAGING,
+        "models/marts/one.sql": "select count(*) as n from {{ ref('stg_shop__orders') }}",
+        "models/marts/two.sql": "select count(*) as n from {{ ref('stg_shop__orders') }}",
+        "tests/two_is_empty.sql": "select * from {{ ref('two') }} where n > 0",
+    }
+    root = project(tmp_path / "t", files)
+    built = build(pipeline, root, select="+one")
+    assert built.tests == []  # the test of `two` is not selected
+    tables = {r[0] for r in query(pipeline, "select table_name from information_schema.tables where table_schema = 'marts'")}
+    assert tables == {"one"}
+    assert [t.name for t in build(pipeline, root, select="two").tests if not t.ok] == ["two_is_empty"]
+
+
+def test_the_profile_names_the_password_only_as_an_environment_variable(tmp_path, monkeypatch):
+    """No second place for credentials, and none in files: the generated profile
+    takes host, user and database from dlt's configuration and reads the password
+    from an environment variable dbt masks (DBT_ENV_SECRET_*), set only meanwhile."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    secret = "s3cret-sentinel-pw"
+    url = f"postgresql://analyst:{secret}@db.example.invalid:6543/marketing"
+    p = dlt.pipeline("profile", destination=dlt.destinations.postgres(credentials=url), dataset_name="marts")
+    with dbt_profile(p) as directory:
+        text = (directory / "profiles.yml").read_text()
+        assert secret not in text
+        assert 'env_var("DBT_ENV_SECRET_WAREHOUSE_PASSWORD")' in text
+        assert "db.example.invalid" in text and "analyst" in text and "6543" in text and "marketing" in text
+        assert os.environ["DBT_ENV_SECRET_WAREHOUSE_PASSWORD"] == secret
+    assert not directory.exists()
+    assert "DBT_ENV_SECRET_WAREHOUSE_PASSWORD" not in os.environ
