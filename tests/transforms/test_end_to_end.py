@@ -1,14 +1,20 @@
 """Sandbox -> sources -> transforms: the marts' totals equal the sandbox's truth,
-after a full load and again after the clock advances and the pipeline re-runs."""
+after a full load and again after the clock advances and the pipeline re-runs, on
+DuckDB (both sandbox modes) and on PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from pipelines.runner import SOURCE_NAMES
 from pipelines.status import check_freshness
 from pipelines.transform import run_transforms
 from tests.conftest import both_sandbox_modes
+from tests.sources.conftest import Warehouse
 
 # Loops feeds no mart; leaving it out keeps the test fast (it is paced at 9 req/s).
 # FX gives daily rates: the shipped seed's monthly rows alone are older than the
@@ -88,8 +94,42 @@ def assert_marts_equal_truth(sandbox, warehouse):
     assert warehouse.scalar("select count(*) from marts.marketing_daily where platform = 'inboxfirst' and spend is not null and spend <> 0") == 0
 
 
+class PostgresWarehouse(Warehouse):
+    """The same warehouse on PostgreSQL, by configuration only; ``path`` only names the lock."""
+
+    def __init__(self, path, url: str):
+        super().__init__(path)
+        self.url = url
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        import psycopg2
+
+        with psycopg2.connect(self.url) as con, con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params or [])
+            return cur.fetchall()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def postgres_warehouse(warehouse, postgres_server, monkeypatch):
+    url = postgres_server.create_database(f"end_to_end_{next(_databases)}")
+    monkeypatch.setenv("WAREHOUSE__DESTINATION", "postgres")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+    return PostgresWarehouse(warehouse.path, url)
+
+
 @both_sandbox_modes
 def test_marts_equal_truth_after_full_load_and_after_advance(sandbox, warehouse):
+    full_load_advance_and_reload(sandbox, warehouse)
+
+
+def test_marts_equal_truth_on_postgres(sandbox, postgres_warehouse):
+    full_load_advance_and_reload(sandbox, postgres_warehouse)
+
+
+def full_load_advance_and_reload(sandbox, warehouse):
     load_and_build(warehouse)
     assert_marts_equal_truth(sandbox, warehouse)
     converted_before = warehouse.scalar("select count(*) from marts.call_conversions")

@@ -20,7 +20,10 @@
     {%- set existing = adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
     {%- if existing is none -%}
         {%- if not declared -%}
-            {{ exceptions.raise_compiler_error("raw table " ~ key ~ " is not in the warehouse and no columns are declared for it (var raw_columns, from sources/catalog.py)") }}
+            {{ exceptions.raise_compiler_error(
+                "raw table " ~ key ~ " is not in the warehouse and no columns are declared for it"
+                ~ " (var raw_columns, from sources/catalog.py)"
+            ) }}
         {%- endif -%}
         {%- set columns = [] -%}
         {%- for name, data_type in declared.items() -%}

@@ -30,7 +30,8 @@ conversions as (
     select
         daily.platform,
         sum(daily.conversions) as platform_conversions,
-        sum(case when dashboard.platform_conversions_value is not null then coalesce(daily.conversions_value, 0) end) as platform_conversions_value
+        sum(case when dashboard.platform_conversions_value is not null then coalesce(daily.conversions_value, 0) end)
+            as platform_conversions_value
     from {{ ref('conversions_daily') }} as daily
     left join {{ ref('marketing_daily') }} as dashboard
         on dashboard.date_day = daily.date_day

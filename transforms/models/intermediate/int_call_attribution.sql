@@ -42,8 +42,14 @@ call_platforms as (
     select call_keys.call_uuid, campaigns.platform
     from call_keys
     cross join (select distinct platform from campaigns) as campaigns
-    where campaigns.platform in (select platform from source_platforms where source_key = call_keys.source_key)
-        or not exists (select 1 from source_platforms where source_key = call_keys.source_key)
+    where campaigns.platform in (
+            select source_platforms.platform from source_platforms
+            where source_platforms.source_key = call_keys.source_key
+        )
+        or not exists (
+            select 1 from source_platforms
+            where source_platforms.source_key = call_keys.source_key
+        )
 ),
 
 candidates as (
@@ -73,9 +79,9 @@ deciding as (
     select distinct candidates.call_uuid, candidates.attribution_method, candidates.platform, candidates.campaign_id
     from candidates
     inner join (
-        select call_uuid, min(match_level) as match_level
-        from candidates
-        group by call_uuid
+        select levels.call_uuid, min(levels.match_level) as match_level
+        from candidates as levels
+        group by levels.call_uuid
     ) as first_level
         on first_level.call_uuid = candidates.call_uuid
         and first_level.match_level = candidates.match_level
@@ -109,4 +115,5 @@ final as (
         on resolved.call_uuid = calls.call_uuid
 )
 
-select * from final
+-- Every column of the staged call passes through (calls.*).
+select * from final  -- noqa: AM04

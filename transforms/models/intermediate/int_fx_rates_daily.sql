@@ -44,11 +44,11 @@ rates as (
     select feed.*
     from feed
     where not exists (
-        select 1
-        from seed
-        where seed.rate_date = feed.rate_date
-            and seed.currency_code = feed.currency_code
-    )
+            select 1
+            from seed
+            where seed.rate_date = feed.rate_date
+                and seed.currency_code = feed.currency_code
+        )
 ),
 
 reporting as (
@@ -121,9 +121,11 @@ final as (
         end as fx_rate,
         -- The rates behind fx_rate (null when no rate is needed or one side has none).
         case when not is_same_currency and local_usd_per_unit is not null and reporting_usd_per_unit is not null
-            then least(local_rate_date, reporting_rate_date) end as rate_date,
+                then least(local_rate_date, reporting_rate_date)
+        end as rate_date,
         case when not is_same_currency and local_usd_per_unit is not null and reporting_usd_per_unit is not null
-            then date_day - least(local_rate_date, reporting_rate_date) end as rate_age_days,
+                then date_day - least(local_rate_date, reporting_rate_date)
+        end as rate_age_days,
         case when not is_same_currency then local_rate_date end as local_rate_date,
         case when not is_same_currency then reporting_rate_date end as reporting_rate_date,
         -- 'feed', 'seed', or 'feed+seed' when each side came from another place.

@@ -56,8 +56,9 @@ intervals as (
         snapshots.snapshot_number = 1 as is_first_snapshot,
         case
             -- A vendor clock going backwards leaves no time to spread over.
-            when snapshots.snapshot_number > 1 then
-                case when snapshots.previous_counted_at < snapshots.counted_at then snapshots.previous_counted_at end
+            when snapshots.snapshot_number > 1
+                then
+                    case when snapshots.previous_counted_at < snapshots.counted_at then snapshots.previous_counted_at end
             -- Before the first snapshot: the campaign's start, if it is earlier.
             when cast(campaigns.start_date as timestamp) at time zone settings.calendar_timezone < snapshots.counted_at
                 then cast(campaigns.start_date as timestamp) at time zone settings.calendar_timezone
@@ -163,7 +164,8 @@ priced as (
         cast(
             case
                 when bidding_strategy = 'CPC' then case when clicks = 0 then 0 else clicks * ecpc_target end
-                else case when impressions = 0 then 0 else impressions * cpm_bid / 1000 end
+                when impressions = 0 then 0
+                else impressions * cpm_bid / 1000
             end as decimal(18, 6)
         ) as spend_local
     from spread

@@ -53,7 +53,10 @@ converted_calls as (
         'calls: marts.call_conversions = converted calls' as check_name,
         'retreaver' as platform,
         cast(null as date) as date_day,
-        cast((select count(*) from {{ ref('stg_retreaver__calls') }} where is_converted) as decimal(38, 6)) as expected,
+        (
+            select cast(count(*) as decimal(38, 6)) from {{ ref('stg_retreaver__calls') }}
+            where is_converted
+        ) as expected,
         cast((select count(*) from {{ ref('call_conversions') }}) as decimal(38, 6)) as actual
 ),
 
@@ -88,27 +91,34 @@ report_and_calls as (
         on calls.date_day = report.date_day
     -- Reports are read from START_DATE on, while a call made earlier but updated
     -- since is still loaded: days before the first report day cannot be compared.
-    where coalesce(report.date_day, calls.date_day) >= (select min(date_day) from {{ ref('stg_retreaver__report_daily') }})
+    where coalesce(report.date_day, calls.date_day) >= (
+            select min(first_report.date_day) from {{ ref('stg_retreaver__report_daily') }} as first_report
+        )
 ),
 
 report_vs_calls as (
-    select 'retreaver report_daily total_calls = calls' as check_name, 'retreaver' as platform, date_day,
+    select
+        'retreaver report_daily total_calls = calls' as check_name, 'retreaver' as platform, date_day,
         cast(report_total_calls as decimal(38, 6)) as expected, cast(total_calls as decimal(38, 6)) as actual
     from report_and_calls
     union all
-    select 'retreaver report_daily converted = calls', 'retreaver', date_day,
+    select
+        'retreaver report_daily converted = calls', 'retreaver', date_day,
         cast(report_converted_calls as decimal(38, 6)), cast(converted_calls as decimal(38, 6))
     from report_and_calls
     union all
-    select 'retreaver report_daily revenue = calls', 'retreaver', date_day,
+    select
+        'retreaver report_daily revenue = calls', 'retreaver', date_day,
         cast(report_revenue as decimal(38, 6)), cast(revenue as decimal(38, 6))
     from report_and_calls
     union all
-    select 'retreaver report_daily payout = calls', 'retreaver', date_day,
+    select
+        'retreaver report_daily payout = calls', 'retreaver', date_day,
         cast(report_payout as decimal(38, 6)), cast(payout as decimal(38, 6))
     from report_and_calls
     union all
-    select 'retreaver report_daily cost = calls', 'retreaver', date_day,
+    select
+        'retreaver report_daily cost = calls', 'retreaver', date_day,
         cast(report_cost as decimal(38, 6)), cast(cost as decimal(38, 6))
     from report_and_calls
 ),
@@ -178,7 +188,8 @@ checked as (
             when windowed.expected is null and windowed.actual is null then 'failed'
             when windowed.difference = 0 then 'ok'
             when windowed.date_day > windowed.newest_day - windowed.restatement_days
-                and abs(windowed.difference) <= greatest(settings.tolerance_abs, settings.tolerance_pct / 100 * abs(coalesce(windowed.expected, 0)))
+                and abs(windowed.difference)
+                <= greatest(settings.tolerance_abs, settings.tolerance_pct / 100 * abs(coalesce(windowed.expected, 0)))
                 then 'pending'
             else 'failed'
         end as status
