@@ -194,14 +194,15 @@ def dbt_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
 
 def target_dir(root: Path, pipeline: dlt.Pipeline) -> Path:
     """dbt's target directory (manifest, partial-parse cache) for this project and
-    warehouse: kept between builds, so a build reparses only what changed, and apart
-    per warehouse, so two warehouses built at once never share one."""
+    warehouse, under the project's target/: kept between builds, so a build reparses
+    only what changed, and apart per warehouse, so two warehouses built at once
+    never share one."""
     credentials = pipeline.destination_client().config.credentials
-    where = getattr(credentials, "database", "") or ""
+    where = str(getattr(credentials, "database", "") or "")
     if pipeline.destination.destination_name != "duckdb":
         where = f"{getattr(credentials, 'host', '')}:{getattr(credentials, 'port', '')}/{where}"
-    key = hashlib.sha1(f"{Path(root).resolve()}|{pipeline.destination.destination_name}|{where}".encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"marketing-etl-dbt-{os.getuid()}" / key
+    key = hashlib.sha1(f"{pipeline.destination.destination_name}|{where}".encode()).hexdigest()[:12]
+    return Path(root) / "target" / f"build-{key}"
 
 
 def release_connections() -> None:
