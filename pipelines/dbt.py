@@ -42,7 +42,8 @@ PASSWORD_ENV = "DBT_ENV_SECRET_WAREHOUSE_PASSWORD"  # DBT_ENV_SECRET_*: dbt mask
 PROFILE_SCHEMA = "marts"  # models without a schema of their own (transforms/models/custom) land here
 # dlt destination -> the dbt adapter that builds on it.
 ADAPTERS = {"duckdb": "duckdb", "postgres": "postgres"}
-THREADS = {"duckdb": 4, "postgres": 4}
+# DuckDB runs each query on every core itself; more dbt threads only contend for them.
+THREADS = {"duckdb": 1, "postgres": 4}
 
 
 class TransformError(Exception):
