@@ -306,7 +306,10 @@ def build(
                 if failure or not result.success:
                     raise TransformError(failure or f"dbt {command[0]}: {_one_line(result.exception)}")
             if run_tests:
-                result = dbt.invoke(["test"], *selection)
+                # Of a selection, the tests all of whose models were selected (dbt's
+                # default also picks tests that read models left out, maybe never built).
+                cautious = ["--indirect-selection", "cautious"] if select else []
+                result = dbt.invoke(["test"], *selection, *cautious)
                 failure = node_failure(result.result)
                 if failure or (result.exception is not None):
                     raise TransformError(failure or f"dbt test: {_one_line(result.exception)}")

@@ -182,3 +182,39 @@ def test_the_profile_names_the_password_only_as_an_environment_variable(tmp_path
         assert os.environ["DBT_ENV_SECRET_WAREHOUSE_PASSWORD"] == secret
     assert not directory.exists()
     assert "DBT_ENV_SECRET_WAREHOUSE_PASSWORD" not in os.environ
+
+
+def test_the_cli_passes_select_through_exits_4_naming_the_failing_test_and_publishes_nothing(tmp_path):
+    """`marketing-etl transform --select` on a warehouse with Retreaver's daily report
+    alone (every other raw table stands in empty): an old report day no call backs
+    fails reconciliation_ties_out; the run exits 4 naming it, ops.runs records
+    tests_failed, and no serving file is published."""
+    import json
+    import subprocess
+    import sys
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema retreaver")
+        con.execute(
+            "create table retreaver.report_daily (day date, total_calls bigint, converted_count double,"
+            " revenue decimal(18,6), payout decimal(18,6), cost decimal(18,6))"
+        )
+        con.execute("insert into retreaver.report_daily values ('2025-03-01', 5, 0, 0, 0, 0), ('2025-03-20', 0, 0, 0, 0, 0)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "TRANSFORMS__", "WAREHOUSE__", "DESTINATION__"))}
+    env["DLT_DATA_DIR"] = str(tmp_path / "dlt")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "transform", "--select", "+reconciliation", "--warehouse", str(db), "--json"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "data test reconciliation_ties_out: 1 offending rows" in done.stderr
+    (row,) = json.loads(done.stdout)["runs"]
+    assert (row["source"], row["status"]) == ("transforms", "tests_failed")
+    assert "reconciliation_ties_out (1 rows)" in row["error"]
+    assert not (tmp_path / "w.serving.duckdb").exists()
+    with duckdb.connect(str(db), read_only=True) as con:
+        built = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
+        assert con.execute("select status from ops.runs").fetchall() == [("tests_failed",)]
+    # +reconciliation: the marts it is built from, not the others.
+    assert built == {"reconciliation", "spend_daily", "call_conversions"}
