@@ -251,7 +251,7 @@ def _one_line(value: Any, limit: int = 600) -> str:
     return " ".join(str(value).split())[:limit]
 
 
-def check_layers(manifest: Any, root: Path) -> None:
+def check_layers(manifest: Any) -> None:
     """Only staging models read raw tables: any other of our layers that does fails."""
     for node in manifest.nodes.values():
         if node.resource_type != "model" or len(node.fqn) < 3 or node.fqn[1] not in NO_RAW_LAYERS:
@@ -299,7 +299,10 @@ def build(
     try:
         with dbt_profile(pipeline) as profiles:
             dbt = Dbt(root, profiles, target_dir(root, pipeline), variables)
-            check_layers(dbt.parse(), root)
+            check_layers(dbt.parse())
+            # A full build replaces the seeds whole (also a CSV whose columns changed); a
+            # selection keeps their tables (a drop cascades, on Postgres, to views it
+            # would not rebuild).
             for command in (["seed", "--full-refresh"] if not select else ["seed"], ["run"]):
                 result = dbt.invoke(command, *selection)
                 failure = node_failure(result.result)
