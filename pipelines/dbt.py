@@ -194,16 +194,16 @@ def dbt_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
 
 
 def target_dir(root: Path, pipeline: dlt.Pipeline) -> Path:
-    """dbt's target directory (manifest, partial-parse cache) for this project and
-    warehouse, under the project's target/: kept between builds, so a build reparses
-    only what changed, and apart per warehouse, so two warehouses built at once
-    never share one."""
+    """dbt's target directory (manifest, partial-parse cache, compiled SQL), kept
+    between builds so a build reparses only what changed, and apart per warehouse
+    so two warehouses built at once never share one: beside a DuckDB warehouse
+    (``<file>.dbt/``, like its lock files), else under the project's target/."""
     credentials = pipeline.destination_client().config.credentials
-    where = str(getattr(credentials, "database", "") or "")
-    if pipeline.destination.destination_name != "duckdb":
-        where = f"{getattr(credentials, 'host', '')}:{getattr(credentials, 'port', '')}/{where}"
-    key = hashlib.sha1(f"{pipeline.destination.destination_name}|{where}".encode()).hexdigest()[:12]
-    return Path(root) / "target" / f"build-{key}"
+    if pipeline.destination.destination_name == "duckdb":
+        database = Path(credentials.database).resolve()
+        return database.with_name(database.name + ".dbt")
+    where = f"{pipeline.destination.destination_name}|{getattr(credentials, 'host', '')}:{getattr(credentials, 'port', '')}/{credentials.database}"
+    return Path(root) / "target" / f"build-{hashlib.sha1(where.encode()).hexdigest()[:12]}"
 
 
 def release_connections() -> None:
