@@ -49,8 +49,7 @@ SPEND_DAYS = """date_day,currency_code
 2025-03-08,EUR
 2025-03-20,EUR
 """
-# A seed needs one row at least: a header-only CSV loads no seeds.fx_rates table
-# (dlt creates no table without rows). A USD row changes no conversion.
+# No seed rates to speak of: one USD row, which changes no conversion.
 NO_SEED = "rate_date,currency_code,usd_per_unit\n2025-01-01,USD,1\n"
 
 
