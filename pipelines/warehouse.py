@@ -26,6 +26,15 @@ log = logging.getLogger("marketing_etl")
 # told to truncate them, doubling the warehouse's size with a stale copy.
 dlt.config["load.truncate_staging_dataset"] = True
 
+# Intermediate files (extracted items, insert_values jobs) are written and read
+# once, on the same machine: gzip on them was ~40 % of normalize and load time on
+# call rows (docs/benchmarks.md). Parquet keeps its own compression.
+dlt.config["data_writer.disable_compression"] = True
+# Rows held in memory per table before a file write: dlt's 5,000 call rows (2.8 kB
+# of JSON each) cost ~100 MB in extract and again in normalize; 1,000 measured no
+# slower at scale 10 (docs/benchmarks.md).
+dlt.config["data_writer.buffer_max_items"] = 1000
+
 
 def destination_name() -> str:
     """``[warehouse] destination`` (env WAREHOUSE__DESTINATION): any dlt destination
@@ -47,12 +56,27 @@ def loader_file_format() -> Any:
 def make_destination(warehouse: str | Path) -> Any:
     name = destination_name()
     if name == "duckdb":
-        return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        return dlt.destinations.duckdb(DuckDbCredentials(str(Path(warehouse).resolve()), global_config=duckdb_settings()))
     # Any other destination is dlt's own, configured the dlt way: credentials from
     # [destination.<name>.credentials] in secrets.toml or DESTINATION__<NAME>__CREDENTIALS.
     from dlt.common.destination import Destination
 
     return Destination.from_reference(name)
+
+
+# DuckDB's defaults take 80 % of RAM and keep insertion order; the merge of a first
+# backfill then held the whole staging table in memory (728 MB at scale 10, 3.3 GB
+# at scale 100). A cap makes DuckDB spill to <warehouse>.tmp instead, and without
+# insertion order it needs no buffer to keep it (no model relies on row order).
+# [warehouse] duckdb_memory_limit (WAREHOUSE__DUCKDB_MEMORY_LIMIT) changes the cap.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+
+
+def duckdb_settings() -> dict[str, Any]:
+    limit = dlt.config.get("warehouse.duckdb_memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT
+    return {"memory_limit": str(limit), "preserve_insertion_order": False}
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:
