@@ -66,17 +66,20 @@ def make_destination(warehouse: str | Path) -> Any:
     return Destination.from_reference(name)
 
 
-# DuckDB's defaults take 80 % of RAM and keep insertion order; the merge of a first
-# backfill then held the whole staging table in memory (728 MB at scale 10, 3.3 GB
-# at scale 100). A cap makes DuckDB spill to <warehouse>.tmp instead, and without
-# insertion order it needs no buffer to keep it (no model relies on row order).
-# [warehouse] duckdb_memory_limit (WAREHOUSE__DUCKDB_MEMORY_LIMIT) changes the cap.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+# DuckDB keeps insertion order unless told not to, and buffers rows to do so; no
+# model relies on row order. Its memory cap stays DuckDB's (80 % of RAM) unless
+# [warehouse] duckdb_memory_limit (WAREHOUSE__DUCKDB_MEMORY_LIMIT, e.g. "1GB") sets
+# one: a cap makes sorts and joins spill to <warehouse>.tmp, but the window dlt's
+# merge deduplicates with cannot spill all of it, and 256MB failed Marin Social's
+# first merge at scale 10 ("Out of Memory Error"), so no default cap is set.
 
 
 def duckdb_settings() -> dict[str, Any]:
-    limit = dlt.config.get("warehouse.duckdb_memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT
-    return {"memory_limit": str(limit), "preserve_insertion_order": False}
+    settings: dict[str, Any] = {"preserve_insertion_order": False}
+    limit = dlt.config.get("warehouse.duckdb_memory_limit")
+    if limit:
+        settings["memory_limit"] = str(limit)
+    return settings
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:
