@@ -72,6 +72,9 @@ class Output:
     def __init__(self, args: argparse.Namespace) -> None:
         self.json = getattr(args, "json", False)
         self.quiet = getattr(args, "quiet", False)
+        # On a terminal, the live view (pipelines/live.py) shows the step lines instead.
+        self.live: Any = None
+        self.dashboard: Any = None  # the page written by this command, if any
 
     def line(self, text: str) -> None:
         if not (self.json or self.quiet):
@@ -101,19 +104,32 @@ def _verbosity(args: argparse.Namespace) -> str:
     return "quiet" if getattr(args, "quiet", False) else "verbose" if getattr(args, "verbose", False) else "normal"
 
 
-def _setup(args: argparse.Namespace) -> Any:
-    """Logging for this command; returns the progress factory for the runner."""
+def _setup(args: argparse.Namespace, out: Output | None = None, names: list[str] | None = None) -> Any:
+    """Logging for this command; returns the progress factory for the runner.
+
+    Given ``out`` (a command that runs sources), on a terminal and without
+    ``--quiet``, starts the live view (pipelines/live.py) and returns its collectors;
+    elsewhere dlt's own collector or none, and logfmt lines, as before."""
     from pipelines import logs
 
-    logs.configure(_verbosity(args))
-    return logs.progress_factory(_verbosity(args))
+    verbosity = _verbosity(args)
+    logs.configure(verbosity)
+    if out is not None and verbosity != "quiet" and logs.is_terminal():
+        from pipelines.live import LiveView
+
+        out.live = args.live = LiveView(names or [], title=f"marketing-etl {args.command}").start()
+        return out.live.collector
+    return logs.progress_factory(verbosity)
 
 
 def _source_line(out: Output, source: Any, window: tuple[str, str] | None = None) -> None:
     where = f" {window[0]}..{window[1]}" if window else ""
     stats = source.requests or {}
     extra = f"  ({stats.get('requests', 0)} requests, {stats.get('throttled', 0)} x 429, {source.seconds:.1f}s)" if source.status != "skipped" else ""
-    out.line(f"{source.status:<8} {source.name:<13}{where} {source.message}{extra}")
+    if out.live:
+        out.live.source_result(source, window)
+    else:
+        out.line(f"{source.status:<8} {source.name:<13}{where} {source.message}{extra}")
     skipped = stats.get("skipped_entities", 0)
     if skipped:
         first = stats.get("skipped", [{}])[0]
@@ -125,44 +141,94 @@ def _source_line(out: Output, source: Any, window: tuple[str, str] | None = None
         out.error(f"marketing-etl: {source.name}{where} failed: {source.message}")
 
 
+def _step_line(out: Output, status: str, name: str, message: str) -> None:
+    if out.live:
+        out.live.step(name, status, message)
+    else:
+        out.line(f"{status:<8} {name:<13} {message}")
+
+
 def _transform_step(args: argparse.Namespace, out: Output, run_id: str, records: list) -> str:
-    """Rebuild the marts and publish them for BI only when the build and its tests
-    passed; records the transforms' row. Returns the transform status."""
+    """Rebuild the marts; records the transforms' row. Returns the transform status:
+    when "built" (the build and its tests passed), _finish publishes them for BI."""
     from pipelines.ops import transform_record, utc_now
     from pipelines.transform import run_transforms
 
+    if out.live:
+        out.live.step("transforms", "running", "building staging, intermediate and marts, then the data tests")
     started = utc_now()
     result = run_transforms(args.warehouse, select=getattr(args, "select", None))
     records.append(transform_record(run_id, args.command, result, started, utc_now()))
-    out.line(f"{result.status:<8} {'transforms':<13} {result.message}")
+    _step_line(out, result.status, "transforms", result.message)
     for test in result.failed_tests:
         out.error(f"  data test {test.name}: {test.failures} offending rows, e.g. {test.sample[:3]}")
     if result.status in ("failed", "tests_failed", "config_error"):
         out.error(f"marketing-etl: transforms {result.status}: {result.message}")
-    if result.status == "built":
-        _publish(out, args.warehouse)
     return result.status
 
 
-def _publish(out: Output, warehouse: str) -> None:
+def _publish(out: Output, warehouse: str) -> dict[str, str]:
+    """Publish the serving file (with ops.runs and the freshness as of now), then
+    write the dashboard beside it. Runs after ops.runs is written, so both show
+    this run. Returns the paths written, for the JSON summary."""
     from pipelines.publish import publish
     from pipelines.warehouse import destination_name, is_local_duckdb
 
-    if is_local_duckdb():
-        out.line(f"{'published':<8} {'serving file':<13} {publish(warehouse)}")
-    else:
+    if not is_local_duckdb():
         # A server warehouse (Postgres, MotherDuck, BigQuery, ...) serves readers itself.
-        out.line(f"{'built':<8} {'marts':<13} in the {destination_name()} warehouse (no serving file: BI tools read it directly)")
+        _step_line(out, "built", "marts", f"in the {destination_name()} warehouse (no serving file: BI tools read it directly)")
+        return {}
+    from pipelines.status import check_freshness
+
+    if out.live:
+        out.live.step("publish", "running", "copying the marts to the serving file")
+    try:
+        freshness = check_freshness(warehouse)
+    except Exception as exc:  # noqa: BLE001 - the marts are still published; the dashboard says freshness is missing
+        freshness = None
+        out.error(f"marketing-etl: freshness not published (the dashboard will lack it): {exc}")
+    serving = publish(warehouse, freshness=freshness)
+    if out.live:
+        out.live.step("publish", "published", str(serving))
+    else:
+        out.line(f"{'published':<8} {'serving file':<13} {serving}")
+    written = {"serving_file": str(serving)}
+    dashboard = _write_dashboard(out, warehouse)
+    if dashboard:
+        written["dashboard"] = str(dashboard)
+    return written
 
 
-def _finish(args: argparse.Namespace, out: Output, run_id: str, records: list, code: int, **extra: Any) -> int:
-    """Write the run history, print the JSON summary, return the exit code."""
+def _write_dashboard(out: Output, warehouse: str) -> Any:
+    """The HTML dashboard from the serving file; a failure is reported, never fatal to a run."""
+    from pipelines.dashboard import build_dashboard
+
+    if out.live:
+        out.live.step("dashboard", "running", "writing the HTML dashboard")
+    try:
+        page = build_dashboard(warehouse)
+    except Exception as exc:  # noqa: BLE001 - the data is published; the page is a convenience
+        _step_line(out, "failed", "dashboard", str(exc))
+        out.error(f"marketing-etl: could not write the dashboard: {type(exc).__name__}: {exc}")
+        return None
+    _step_line(out, "written", "dashboard", f"{page.path}  ({page.bytes / 1e6:.1f} MB, {page.seconds:.1f}s; open it in a browser)")
+    out.dashboard = page.path
+    return page.path
+
+
+def _finish(args: argparse.Namespace, out: Output, run_id: str, records: list, code: int, publish: bool = False, **extra: Any) -> int:
+    """Write the run history, publish (when the marts were built and passed their
+    tests) with the dashboard, print the JSON summary, return the exit code."""
     from pipelines.ops import write_runs
 
     try:
         write_runs(args.warehouse, records)
     except Exception as exc:  # noqa: BLE001 - the data landed; losing the history is reported, not fatal
         out.error(f"marketing-etl: could not write ops.runs: {exc}")
+    if publish:
+        extra.update(_publish(out, args.warehouse))
+    if out.live:
+        out.live.stop()  # the view stays on screen as the run's summary table
     out.document(
         {"run_id": run_id, "command": args.command, "exit_code": code, "warehouse": str(args.warehouse), **extra,
          "runs": [r.as_json() for r in records]}
@@ -242,9 +308,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.ops import source_record
     from pipelines.runner import Runner
 
+    from pipelines.runner import SOURCE_NAMES
+
     out = Output(args)
-    progress = _setup(args)
     names = _source_names(args)
+    progress = _setup(args, out, names or list(SOURCE_NAMES))
     try:
         runner = Runner(args.warehouse, names, progress=progress)
     except ValueError as exc:
@@ -264,7 +332,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         transform_status = _transform_step(args, out, run_id, records)
     if result.failed:
         out.error("failed: " + ", ".join(s.name for s in result.failed))
-    return _finish(args, out, run_id, records, _exit_code(result, transform_status))
+    return _finish(args, out, run_id, records, _exit_code(result, transform_status), publish=transform_status == "built")
 
 
 @locked
@@ -275,7 +343,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.ops import source_record
 
     out = Output(args)
-    progress = _setup(args)
+    progress = _setup(args, out, [args.source])
     try:
         start, end = parse_window(args.source, args.start, args.end, date.today())
     except BackfillError as exc:
@@ -305,7 +373,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         code = EXIT_CONFIG
     else:
         code = EXIT_TRANSFORM_FAILED if transform_status in ("failed", "tests_failed") else EXIT_OK
-    return _finish(args, out, run_id, records, code, window={"start": start.isoformat(), "end": end.isoformat()})
+    return _finish(args, out, run_id, records, code, publish=transform_status == "built", window={"start": start.isoformat(), "end": end.isoformat()})
 
 
 @locked
@@ -315,7 +383,7 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     run_id, records = args.run_id, []  # chosen by @locked, which marks the run
     status = _transform_step(args, out, run_id, records)
     code = {"built": EXIT_OK, "skipped": EXIT_NOTHING_RAN, "config_error": EXIT_CONFIG}.get(status, EXIT_TRANSFORM_FAILED)
-    return _finish(args, out, run_id, records, code)
+    return _finish(args, out, run_id, records, code, publish=status == "built")
 
 
 @locked
@@ -343,17 +411,27 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import demo_ok, run_demo, summary
     from pipelines.ops import source_record, transform_record
+    from pipelines.runner import SOURCE_NAMES
 
     out = Output(args)
-    progress = _setup(args)
+    progress = _setup(args, out, list(SOURCE_NAMES))
+
+    def on_step(name: str, status: str, message: str) -> None:
+        if out.live:
+            out.live.step(name, status, message)
+
     run_id = args.run_id  # chosen by @locked, which marks the run
     result, transformed, (t_started, t_finished) = run_demo(
-        args.warehouse, seed=args.seed, scale=args.scale, progress=progress, doc_shapes=args.doc_shapes
+        args.warehouse, seed=args.seed, scale=args.scale, progress=progress, doc_shapes=args.doc_shapes, on_step=on_step
     )
     records = [source_record(run_id, "demo", s) for s in result.sources]
     records.append(transform_record(run_id, "demo", transformed, t_started, t_finished))
-    code = _finish(args, out, run_id, records, EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL)
-    out.line(summary(args.warehouse, result, transformed))
+    for source in result.sources:
+        if out.live:
+            out.live.source_result(source)
+    code = _finish(args, out, run_id, records, EXIT_OK if demo_ok(result, transformed) else EXIT_PARTIAL,
+                   publish=transformed.status == "built")
+    out.line(summary(args.warehouse, result, transformed, out.dashboard))
     return code
 
 
@@ -404,6 +482,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if fresh.absent:
         out.line(f"{'absent':<6} {', '.join(fresh.absent)}: never loaded here, so not in the marts (not configured?)")
     return EXIT_STALE if fresh.stale else EXIT_OK
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    """Reads only the serving file (never the warehouse): never waits for a run."""
+    from pipelines.dashboard import DEFAULT_DAYS, build_dashboard
+    from pipelines.publish import serving_path
+
+    out = Output(args)
+    _setup(args)
+    if args.days < 1:
+        out.error("marketing-etl dashboard: --days must be at least 1")
+        return EXIT_CONFIG
+    try:
+        page = build_dashboard(args.warehouse, args.out, args.days or DEFAULT_DAYS)
+    except OSError as exc:
+        out.error(f"marketing-etl dashboard: cannot write {args.out or 'the dashboard'}: {exc}")
+        return EXIT_CONFIG
+    published = serving_path(args.warehouse).exists()
+    out.line(f"{page.path}  ({page.bytes / 1e6:.1f} MB, {page.seconds:.2f}s)")
+    for notice in page.notices:
+        out.error(f"marketing-etl dashboard: {notice}")
+    # 3 like `transform` with nothing to build from: the page only says what is missing.
+    code = EXIT_OK if published else EXIT_NOTHING_RAN
+    out.document({"command": "dashboard", "exit_code": code, "dashboard": str(page.path), "bytes": page.bytes,
+                  "seconds": round(page.seconds, 3), "notices": page.notices})
+    return code
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -517,11 +621,17 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP)
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="the dbt command and its options")
     db.set_defaults(func=_cmd_dbt)
+    dash = sub.add_parser("dashboard", parents=[common], help="write one self-contained HTML dashboard from the serving file (never the warehouse)")
+    dash.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help=WAREHOUSE_HELP + "; its serving file is read")
+    dash.add_argument("--out", default=None, help="HTML file (default: <warehouse stem>.dashboard.html beside the serving file)")
+    dash.add_argument("--days", type=int, default=30, help="days in the period, ending on the newest day in the marts (default 30)")
+    dash.set_defaults(func=_cmd_dashboard)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.live = None
     try:
         if args.command != "sandbox":
             from pipelines.check import settings_problem
@@ -540,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into `head` and the like: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    finally:
+        if args.live:
+            args.live.stop()  # an exception mid-run must not leave the terminal in the live view
 
 
 if __name__ == "__main__":

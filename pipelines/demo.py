@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import duckdb
 
 from pipelines.ops import utc_now
-from pipelines.publish import publish, serving_path
+from pipelines.publish import serving_path
 from pipelines.runner import SOURCE_NAMES, RunResult, Runner
 from pipelines.transform import TransformResult, run_transforms
 from sandbox.server import SandboxThread
@@ -29,8 +29,13 @@ def run_demo(
     scale: float = 1.0,
     progress: Optional[Callable[[str], Any]] = None,
     doc_shapes: bool = False,
+    on_step: Optional[Callable[[str, str, str], None]] = None,
 ) -> tuple[RunResult, TransformResult, tuple[datetime, datetime]]:
-    """Returns the sources' results, the transforms' result and when the transforms ran."""
+    """Returns the sources' results, the transforms' result and when the transforms ran.
+
+    Publishing is the caller's (``marketing-etl demo`` publishes once the run history
+    is written, so the serving file and its dashboard show this run).
+    ``on_step(name, status, message)`` hears of the transforms starting and ending."""
     warehouse = Path(warehouse).resolve()
     # The demo keeps its dlt state beside its own warehouse, apart from real runs.
     os.environ.setdefault("DLT_DATA_DIR", str(warehouse.with_suffix(".dlt")))
@@ -42,13 +47,15 @@ def run_demo(
         os.environ.update(sandbox.env())
         result = Runner(warehouse, list(SOURCE_NAMES), progress=progress).run()
         started = utc_now()
+        if on_step:
+            on_step("transforms", "running", "building staging, intermediate and marts, then the data tests")
         transformed = run_transforms(warehouse)
-    if transformed.status == "built":
-        publish(warehouse)
+        if on_step:
+            on_step("transforms", transformed.status, transformed.message)
     return result, transformed, (started, utc_now())
 
 
-def summary(warehouse: str | Path, result: RunResult, transformed: TransformResult) -> str:
+def summary(warehouse: str | Path, result: RunResult, transformed: TransformResult, dashboard: Optional[Path] = None) -> str:
     warehouse = Path(warehouse).resolve()
     lines = ["", "sources:"]
     for source in result.sources:
@@ -88,6 +95,11 @@ def summary(warehouse: str | Path, result: RunResult, transformed: TransformResu
         f"  duckdb -readonly {warehouse} \"select platform, sum(spend) from marts.spend_daily group by 1\"   # with the duckdb CLI",
         f"run history: select * from ops.runs;   freshness: .venv/bin/marketing-etl status --warehouse {warehouse}",
     ]
+    # Last, where a person looks when the demo ends.
+    if dashboard:
+        lines += ["", f"dashboard (open it in a browser; works offline): {dashboard}", f"  file://{dashboard}"]
+    else:
+        lines += ["", "no dashboard: the marts were not built or published (see above)"]
     return "\n".join(lines)
 
 

@@ -1,7 +1,10 @@
 """Logs and progress for people at a terminal and for schedulers.
 
-* On a terminal: dlt's own progress collector (``LogCollector``: rows and pages
-  per resource every few seconds) plus short human lines.
+* On a terminal: ``run``, ``demo`` and ``backfill`` show one live view
+  (pipelines/live.py: a line per source with its stage, rows, requests, 429s),
+  other records print above it as short human lines. ``progress_factory`` (dlt's
+  own ``LogCollector``: rows and pages per resource every few seconds) remains for
+  callers that want dlt's blocks.
 * Elsewhere (cron, Airflow, CI): no progress blocks, one ``logfmt`` line per event
   (``ts=... level=info event=source_finished source=retreaver rows=... requests=...``),
   which log shippers parse without configuration.

@@ -26,6 +26,15 @@ log = logging.getLogger("marketing_etl")
 # told to truncate them, doubling the warehouse's size with a stale copy.
 dlt.config["load.truncate_staging_dataset"] = True
 
+# Intermediate files (extracted items, insert_values jobs) are written and read
+# once, on the same machine: gzip on them was ~40 % of normalize and load time on
+# call rows (docs/benchmarks.md). Parquet keeps its own compression.
+dlt.config["data_writer.disable_compression"] = True
+# Rows held in memory per table before a file write: dlt's 5,000 call rows (2.8 kB
+# of JSON each) cost ~100 MB in extract and again in normalize; 1,000 measured no
+# slower at scale 10 (docs/benchmarks.md).
+dlt.config["data_writer.buffer_max_items"] = 1000
+
 
 def destination_name() -> str:
     """``[warehouse] destination`` (env WAREHOUSE__DESTINATION): any dlt destination
@@ -47,12 +56,30 @@ def loader_file_format() -> Any:
 def make_destination(warehouse: str | Path) -> Any:
     name = destination_name()
     if name == "duckdb":
-        return dlt.destinations.duckdb(str(Path(warehouse).resolve()))
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        return dlt.destinations.duckdb(DuckDbCredentials(str(Path(warehouse).resolve()), global_config=duckdb_settings()))
     # Any other destination is dlt's own, configured the dlt way: credentials from
     # [destination.<name>.credentials] in secrets.toml or DESTINATION__<NAME>__CREDENTIALS.
     from dlt.common.destination import Destination
 
     return Destination.from_reference(name)
+
+
+# DuckDB keeps insertion order unless told not to, and buffers rows to do so; no
+# model relies on row order. Its memory cap stays DuckDB's (80 % of RAM) unless
+# [warehouse] duckdb_memory_limit (WAREHOUSE__DUCKDB_MEMORY_LIMIT, e.g. "1GB") sets
+# one: a cap makes sorts and joins spill to <warehouse>.tmp, but the window dlt's
+# merge deduplicates with cannot spill all of it, and 256MB failed Marin Social's
+# first merge at scale 10 ("Out of Memory Error"), so no default cap is set.
+
+
+def duckdb_settings() -> dict[str, Any]:
+    settings: dict[str, Any] = {"preserve_insertion_order": False}
+    limit = dlt.config.get("warehouse.duckdb_memory_limit")
+    if limit:
+        settings["memory_limit"] = str(limit)
+    return settings
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:

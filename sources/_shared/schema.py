@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -54,8 +55,6 @@ def _bad_value(value: Any, data_type: str) -> str | None:
             return "is not an integer" if data_type == "bigint" else "is not a finite number"
         return None
     if data_type in _MOMENTS:
-        from datetime import datetime
-
         try:
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -75,6 +74,7 @@ def guard_rows(source: Any, name: str) -> Any:
     field and value, and logged, so the rows around it load and nothing is dropped
     silently. Without it, dlt fails the whole load package on a null key, and moves an
     unparseable value into a ``<column>__v_text`` variant column the marts never read.
+    Timestamps that pass arrive at dlt parsed (``_parse_timestamps``).
     """
     import logging
 
@@ -86,11 +86,42 @@ def guard_rows(source: Any, name: str) -> Any:
         keys = [key] if isinstance(key, str) else list(key or [])
         columns = resource.columns if isinstance(resource.columns, dict) else {}
         typed = {c: h.get("data_type") for c, h in columns.items() if h.get("data_type") in (*_NUMERIC, *_MOMENTS)}
-        resource.add_filter(_row_filter(name, f"resource {resource.name}", keys, typed, record_skip, log))
+        resource.add_filter(_row_filter(name, f"resource {resource.name}", keys, typed, record_skip, log, _cursor_of(resource)))
     return source
 
 
-def _row_filter(name: str, where: str, keys: list[str], typed: dict[str, Any], record_skip: Any, log: Any) -> Any:
+def _parse_timestamps(row: dict[str, Any], columns: tuple[str, ...]) -> None:
+    """Hand dlt timestamps it need not parse: dlt's own coercion of an ISO string
+    (pendulum, per value) was a third of normalize's time on call rows. Only strings
+    with an offset are replaced, so naive ones keep dlt's reading of them."""
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, str) and value:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                continue  # a form only pendulum reads: dlt parses it as before
+            if parsed.tzinfo is not None:
+                row[column] = parsed
+
+
+def _cursor_of(resource: Any) -> Any:
+    """The resource's incremental cursor column, asked once rows flow: dlt keeps its
+    incremental step after every filter and binds it when extraction starts. The
+    cursor keeps the vendor's string (its stored state compares strings)."""
+
+    def cursor() -> str | None:
+        wrapper = getattr(resource, "incremental", None)
+        incremental = getattr(wrapper, "incremental", None)
+        return getattr(incremental, "cursor_path", None)
+
+    return cursor
+
+
+def _row_filter(name: str, where: str, keys: list[str], typed: dict[str, Any], record_skip: Any, log: Any, cursor: Any) -> Any:
+    all_timestamps = tuple(c for c, t in typed.items() if t == "timestamp")
+    timestamps: list[tuple[str, ...]] = []  # decided at the first row (see _cursor_of)
+
     # A one-argument function: dlt passes a second (meta) argument to filters that take two.
     def keep(row: Any) -> bool:
         if not isinstance(row, dict):
@@ -101,6 +132,9 @@ def _row_filter(name: str, where: str, keys: list[str], typed: dict[str, Any], r
         else:
             bad = next(((c, why) for c, t in typed.items() if (why := _bad_value(row.get(c), t))), None)
             if bad is None:
+                if not timestamps:
+                    timestamps.append(tuple(c for c in all_timestamps if c != cursor()))
+                _parse_timestamps(row, timestamps[0])
                 return True
             detail = f"field `{bad[0]}` = {str(row[bad[0]])[:40]!r} {bad[1]} ({typed[bad[0]]}): row skipped"
         record_skip(name, where, None, detail)

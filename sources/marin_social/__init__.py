@@ -2,7 +2,9 @@
 ads, and daily statistics per campaign and per ad.
 
 Dimensions carry no created/updated timestamps (contract), so they are re-read
-whole every run and merged on id. Every list is read page by page with our own
+whole and merged on id: accounts, advertisers, media plans and campaigns every run;
+ad sets and ads (one request per campaign and per ad set) once a day by default,
+and for new campaigns at once (settings.AD_DIMENSIONS_REFRESH_HOURS). Every list is read page by page with our own
 parameters and checked against ``range.total`` (helpers.CheckedPages); every
 non-2xx answer that retries do not cure fails the resource (``error_hook``). Statistics are read per media plan with
 ``aggregate=day`` over a window that starts RESTATEMENT_DAYS before the last loaded
@@ -29,6 +31,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from sources._shared.http import error_hook, record_skip, session_for
 from sources._shared.window import backfill_window
 from sources.marin_social.helpers import (
+    AdWalkSchedule,
     CheckedPages,
     conversion_names,
     has_ad_sets,
@@ -39,6 +42,7 @@ from sources.marin_social.helpers import (
     window_bounds,
 )
 from sources.marin_social.settings import (
+    AD_DIMENSIONS_REFRESH_HOURS,
     AD_SET_NETWORKS,
     CONVERSION_METRICS,
     DEFAULT_BACKFILL_DAYS,
@@ -85,6 +89,8 @@ def marin_social_source(
     page_size: int = PAGE_SIZE,
     # Campaign `src` values that have ad sets (same formats as conversion_metrics).
     ad_set_networks: Optional[str] = None,
+    # Hours between whole walks of ad sets and ads (settings.AD_DIMENSIONS_REFRESH_HOURS).
+    ad_dimensions_refresh_hours: float = AD_DIMENSIONS_REFRESH_HOURS,
 ) -> Any:
     base_url = base_url.rstrip("/") + "/"
     window = backfill_window("marin_social", start_date, end_date)
@@ -131,7 +137,8 @@ def marin_social_source(
     resources = {r.name: r for r in rest_api_resources(config)}
     client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector="data")
     networks = conversion_names(ad_set_networks or AD_SET_NETWORKS)
-    children = _children(client, resources["campaigns"], list_params, networks)
+    schedule = AdWalkSchedule(float(ad_dimensions_refresh_hours))
+    children = _children(client, resources["campaigns"], list_params, networks, schedule)
 
     # Hand-written below (dlt has no per-parent incremental): each media plan keeps
     # its own last loaded day, because (1) the window must start at a midnight of
@@ -155,12 +162,14 @@ def marin_social_source(
     return [*resources.values(), *children, *stats]
 
 
-def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networks: frozenset[str]) -> list[Any]:
+def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networks: frozenset[str], schedule: AdWalkSchedule) -> list[Any]:
     """Ad sets and ads, hand-written because the endpoint depends on the campaign
     (rest_api builds one path for every parent row): doc "Create a new Ad Set":
     "Only available for Facebook Campaigns", so ad sets (and their ads, via "Get Ads
     from Adset", the only way to link an ad to its ad set) are read for campaigns of
-    ``networks``; the others' ads via "Get Ads from Campaign", adset_id null."""
+    ``networks``; the others' ads via "Get Ads from Campaign", adset_id null.
+    Only the campaigns ``schedule`` wants this run are walked (no timestamps to ask
+    "what changed": see settings.AD_DIMENSIONS_REFRESH_HOURS)."""
 
     def campaign_path(campaign: dict[str, Any]) -> str:
         return f"clients/{campaign['media_plan_id']}/campaigns/{campaign['id']}"
@@ -168,7 +177,7 @@ def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networ
     @dlt.transformer(data_from=campaigns, name="ad_sets", write_disposition="merge", primary_key="id", columns=_columns("ad_sets"))
     def ad_sets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         for campaign in page:
-            if has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC):
+            if has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC) and schedule.wants(campaign["id"]):
                 # Doc "Get Ad Sets from Campaign": ad sets carry no campaign id, the path has it.
                 for rows in _walk(client, campaign_path(campaign) + "/adsets", params):
                     yield [{**s, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for s in rows]
@@ -183,7 +192,7 @@ def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networ
     @dlt.transformer(data_from=campaigns, name="campaign_ads", table_name="ads", write_disposition="merge", primary_key="id", columns=_columns("ads"))
     def campaign_ads(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         for campaign in page:
-            if not has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC):
+            if not has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC) and schedule.wants(campaign["id"]):
                 for rows in _walk(client, campaign_path(campaign) + "/ads", params):
                     yield [{**a, "adset_id": None, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for a in rows]
 

@@ -5,12 +5,13 @@ the shaping of statistics rows."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Optional, Sequence
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import dlt
 import pendulum
 from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
@@ -151,3 +152,44 @@ def window_bounds(window: tuple[date, date], timezone: str) -> tuple[int, int]:
     never the end day itself (no "+1 day" here, unlike ``stats_window`` whose end is
     the inclusive local today)."""
     return local_midnight(window[0], timezone), local_midnight(window[1], timezone)
+
+
+class AdWalkSchedule:
+    """Which campaigns' ad sets and ads this run walks (see settings.AD_DIMENSIONS_REFRESH_HOURS).
+
+    Decided once per extraction, on first use, from the source state: every campaign
+    when the last whole walk is ``refresh_hours`` old (or never happened), otherwise
+    only campaigns no earlier walk has seen. The state is dlt's, so it is committed
+    with the load package: a failed run walks again next time.
+    """
+
+    def __init__(self, refresh_hours: float, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        if refresh_hours < 0:
+            raise ValueError(f"marin_social: ad_dimensions_refresh_hours must be >= 0, not {refresh_hours}")
+        self.refresh_hours = refresh_hours
+        self.now = now
+        self._state: dict[str, Any] | None = None
+        self._walked: set[str] = set()
+
+    def _open(self) -> dict[str, Any]:
+        if self._state is None:
+            state = dlt.current.source_state().setdefault("ad_walk", {})
+            last = state.get("walked_at")
+            now = self.now()
+            due = self.refresh_hours == 0 or last is None or (now - datetime.fromisoformat(last)).total_seconds() >= self.refresh_hours * 3600
+            if due:
+                state["walked_at"] = now.isoformat()
+                state["campaigns"] = []
+            self._state = state
+            self._walked = set(state.get("campaigns") or [])
+        return self._state
+
+    def wants(self, campaign_id: Any) -> bool:
+        """True (and remembered as walked) when this campaign's ads are read now."""
+        state = self._open()
+        key = str(campaign_id)
+        if key in self._walked:
+            return False
+        self._walked.add(key)
+        state.setdefault("campaigns", []).append(key)
+        return True

@@ -32,6 +32,15 @@ AD_SET_NETWORKS = ("fb",)
 # Facebook campaign, the doc's default network.
 DEFAULT_CAMPAIGN_SRC = "fb"
 
+# Ad sets and ads (read one campaign, then one ad set, at a time: most of a full
+# load's requests) are walked whole at most once per this many hours; in between,
+# only campaigns not walked before are. Objects carry no updated_at (contract), so
+# this is a trade: an edit to an existing ad or ad set (status, bid, name), or a new
+# ad in an existing campaign, reaches the warehouse up to this late. Statistics,
+# campaigns, media plans and accounts are read every run, and the marts read no ad
+# set or ad attribute. 0 walks every run. SOURCES__MARIN_SOCIAL__AD_DIMENSIONS_REFRESH_HOURS.
+AD_DIMENSIONS_REFRESH_HOURS = 24.0
+
 # Statistics levels loaded, table name -> (level parameter, id column of that level).
 STATS_LEVELS = {
     "campaign_stats_daily": ("campaign", "campaign_id"),

@@ -138,11 +138,13 @@ def row_counts(wh: Warehouse) -> dict[str, int]:
     return {t: wh.scalar(f"select count(*) from {API}.{t}") for t in (*DIMENSIONS, *STATS)}
 
 
-def expected_dimension_requests(truth: dict[str, Any]) -> int:
+def expected_dimension_requests(truth: dict[str, Any], ads_walked: bool = True) -> int:
     # accounts, advertisers, clients: one page each (limit=300); campaigns per media
-    # plan, ad sets per campaign, ads per ad set: one page each at scale 1; plus the
-    # accounts lookup the statistics resources make (timezone, currency).
-    return 3 + truth["media_plans"]["count"] + truth["campaigns"]["count"] + truth["ad_sets"]["count"] + 1
+    # plan; when ad sets and ads are walked, ad sets per campaign and ads per ad set:
+    # one page each at scale 1; plus the accounts lookup the statistics resources
+    # make (timezone, currency).
+    walk = truth["campaigns"]["count"] + truth["ad_sets"]["count"] if ads_walked else 0
+    return 3 + truth["media_plans"]["count"] + walk + 1
 
 
 def stats_windows(reqs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -195,6 +197,13 @@ def test_full_load_equals_truth_with_decimal_money(loaded, sb):
     assert wh.scalar(f"select count(*) from {API}.ad_stats_daily s anti join {API}.ads a on a.id = s.ad_id") == 0
 
 
+def test_first_load_walks_every_campaigns_ad_sets_and_ads(loaded, sb):
+    truth = truth_of(sb)
+    assert len(loaded["requests"]) >= expected_dimension_requests(truth)
+    walked = {r["path"] for r in loaded["requests"] if r["path"].endswith(("/adsets", "/ads"))}
+    assert len(walked) == truth["campaigns"]["count"] + truth["ad_sets"]["count"]
+
+
 def test_second_run_rereads_dimensions_and_one_window_per_plan_and_level(loaded, sb, faults_cleared):
     wh = loaded["warehouse"]
     before = row_counts(wh)
@@ -235,7 +244,10 @@ def test_second_run_rereads_dimensions_and_one_window_per_plan_and_level(loaded,
         assert len(queries) == max(1, -(-in_window.get((plan, level), 0) // 300)), (plan, level)
         pages += len(queries)
     assert pages <= 3 * truth["media_plans"]["count"]  # 12 campaign pages + at most 2 per plan for ads
-    assert len(reqs) == expected_dimension_requests(truth) + pages
+    # Within AD_DIMENSIONS_REFRESH_HOURS of the first load: no ad set or ad is asked
+    # again (every campaign was walked), every other dimension is.
+    assert not [r for r in reqs if r["path"].endswith(("/adsets", "/ads"))]
+    assert len(reqs) == expected_dimension_requests(truth, ads_walked=False) + pages
     assert row_counts(wh) == before
     assert_equals_truth(wh, sb)
 
@@ -602,3 +614,38 @@ def test_plan_whose_account_is_missing_is_recorded_and_the_others_load(small, mo
     assert all(f"account {gone} of media plan" in s["detail"] for s in result.requests["skipped"])
     assert wh.scalar(f"select count(*) from {API}.campaign_stats_daily where account_id = ?", [gone]) == 0
     assert wh.scalar(f"select count(distinct client_id) from {API}.campaign_stats_daily") > 0
+
+
+def test_ad_walk_every_run_when_refresh_hours_is_zero(loaded, sb, monkeypatch, faults_cleared):
+    monkeypatch.setenv("SOURCES__MARIN_SOCIAL__AD_DIMENSIONS_REFRESH_HOURS", "0")
+    seq = sb.requests(API)[-1]["seq"]
+    result = loaded["warehouse"].run(API).sources[0]
+    assert result.status == "loaded", result.message
+    truth = truth_of(sb)
+    walked = {r["path"] for r in sb.requests(API, since=seq) if r["path"].endswith(("/adsets", "/ads"))}
+    assert len(walked) == truth["campaigns"]["count"] + truth["ad_sets"]["count"]
+    assert_equals_truth(loaded["warehouse"], sb)
+
+
+def test_ad_walk_schedule_walks_all_when_due_and_only_new_campaigns_between(monkeypatch):
+    from datetime import datetime, timezone
+
+    from sources.marin_social.helpers import AdWalkSchedule
+
+    state: dict[str, Any] = {}
+    monkeypatch.setattr("dlt.current.source_state", lambda: state)
+    clock = [datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)]
+
+    def run(ids: list[str], hours: float = 24) -> list[str]:
+        schedule = AdWalkSchedule(hours, now=lambda: clock[0])
+        return [i for i in ids if schedule.wants(i)]
+
+    assert run(["1", "2"]) == ["1", "2"]  # never walked: all
+    clock[0] = clock[0].replace(hour=23)
+    assert run(["1", "2", "3"]) == ["3"]  # within the day: the new campaign only
+    assert run(["1", "2", "3"]) == []
+    clock[0] = clock[0].replace(day=2)  # 24 h after the whole walk: all again
+    assert run(["1", "2", "3"]) == ["1", "2", "3"]
+    assert run(["1", "2", "3"], hours=0) == ["1", "2", "3"]  # 0: every run
+    with pytest.raises(ValueError, match="ad_dimensions_refresh_hours"):
+        AdWalkSchedule(-1)
