@@ -23,6 +23,19 @@ TEST_NOW = (datetime.now(timezone.utc) - timedelta(days=10)).replace(minute=0, s
 TEST_SEED = 7
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    """A test that calls the CLI in-process (``pipelines.cli.main``) configures the
+    ``marketing_etl`` logger for a terminal (own handler, no propagation); put it
+    back so later tests' ``caplog`` still sees its records."""
+    import logging
+
+    logger = logging.getLogger("marketing_etl")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     with SandboxThread(seed=TEST_SEED, scale=1.0, now=TEST_NOW) as server:
