@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-
 from harness import Sandbox, run_cli, save, start_sandbox, summary
 
 # api (sandbox prefix) -> the source whose key it takes.

@@ -11,10 +11,11 @@ chunks it finished; run it again to complete it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from pipelines.runner import Runner, SourceResult
 
@@ -34,7 +35,7 @@ class BackfillResult:
     chunks: list[tuple[tuple[str, str], SourceResult]] = field(default_factory=list)
 
     @property
-    def failed(self) -> Optional[tuple[tuple[str, str], SourceResult]]:
+    def failed(self) -> tuple[tuple[str, str], SourceResult] | None:
         return next((c for c in self.chunks if c[1].status == "failed"), None)
 
     @property
@@ -76,8 +77,8 @@ def run_backfill(
     start: date,
     end: date,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
-    progress: Optional[Callable[[str], Any]] = None,
-    on_chunk: Optional[Callable[[tuple[str, str], SourceResult], None]] = None,
+    progress: Callable[[str], Any] | None = None,
+    on_chunk: Callable[[tuple[str, str], SourceResult], None] | None = None,
 ) -> BackfillResult:
     result = BackfillResult(source)
     for first, last in chunks(start, end, chunk_days):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 OK, AUTH_REFUSED, UNREACHABLE, MISCONFIGURED, NOT_CONFIGURED = "ok", "auth refused", "unreachable", "misconfigured", "not configured"
@@ -30,9 +31,9 @@ class Probe:
 
     secrets: tuple[str, ...]  # settings that must all be set (any set: the source is configured)
     required_config: tuple[str, ...] = ()  # non-secret settings without a default
-    urls: dict[str, Optional[str]] = field(default_factory=dict)  # base URL settings -> default
+    urls: dict[str, str | None] = field(default_factory=dict)  # base URL settings -> default
     dates: tuple[str, ...] = ()  # ISO date settings
-    request: Optional[Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]] = None  # settings -> (url, requests kwargs)
+    request: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]] | None = None  # settings -> (url, requests kwargs)
     key_fields: tuple[str, ...] = ("api_key",)  # the secrets to mask
 
 
@@ -57,7 +58,7 @@ def _inboxfirst(s: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     # The first configured list's sends started from now on: none, one small answer
     # (contract: no endpoint lists mailing lists, so a configured id is the cheapest).
     first = parse_mailing_list_ids(s["mailing_list_ids"])[0]
-    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     url = _join(s["base_url"], f"{API_PREFIX}mailing_lists/{first}/campaigns")
     return url, {"params": {"started_at__start": since}, "auth": (str(s["username"]), s["api_key"])}
 
@@ -82,7 +83,8 @@ def _probes() -> dict[str, Probe]:
     from sources.listenloop.settings import DEFAULT_BASE_URL as LISTENLOOP
     from sources.loops.settings import DEFAULT_BASE_URL as LOOPS
     from sources.marin_social.settings import DEFAULT_BASE_URL as MARIN
-    from sources.retreaver.settings import DEFAULT_BASE_URL as RETREAVER, DEFAULT_CALLS_BASE_URL as RETREAVER_CALLS
+    from sources.retreaver.settings import DEFAULT_BASE_URL as RETREAVER
+    from sources.retreaver.settings import DEFAULT_CALLS_BASE_URL as RETREAVER_CALLS
 
     try:
         from sources.fx.settings import DEFAULT_BASE_URL as FX
@@ -113,7 +115,7 @@ def disabled(source: str) -> bool:
     return str(dlt.config.get(f"sources.{source}.enabled")).strip().lower() in ("false", "0", "no", "off")
 
 
-def settings_problem() -> Optional[str]:
+def settings_problem() -> str | None:
     """A ``.dlt/config.toml`` or ``secrets.toml`` that cannot be read (dlt raises on
     first use, from deep inside, with a traceback): one line instead."""
     try:
@@ -127,7 +129,7 @@ def settings_problem() -> Optional[str]:
     return None
 
 
-def url_problem(name: str, value: Any) -> Optional[str]:
+def url_problem(name: str, value: Any) -> str | None:
     text = str(value)
     try:
         parts = urlsplit(text)
@@ -139,7 +141,7 @@ def url_problem(name: str, value: Any) -> Optional[str]:
     return None
 
 
-def date_problem(name: str, value: Any, today: date) -> Optional[str]:
+def date_problem(name: str, value: Any, today: date) -> str | None:
     text = str(value)
     try:
         day = date.fromisoformat(text[:10])
@@ -158,7 +160,7 @@ def env_name(source: str, key: str) -> str:
     return f"SOURCES__{source.upper()}__{key.upper()}"
 
 
-def source_settings(source: str) -> tuple[Optional[str], dict[str, Any]]:
+def source_settings(source: str) -> tuple[str | None, dict[str, Any]]:
     """(``not configured`` / a misconfiguration / None, the resolved settings).
 
     Mirrors the runner: a source with none of its secrets is not configured (run
@@ -182,7 +184,7 @@ def source_settings(source: str) -> tuple[Optional[str], dict[str, Any]]:
         problem = url_problem(env_name(source, key), value) if value is not None else f"{env_name(source, key)} missing"
         if problem:
             return problem, settings
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     for key in probe.dates:
         value = _setting(source, key)
         problem = date_problem(env_name(source, key), value, today) if value is not None else None
@@ -192,7 +194,7 @@ def source_settings(source: str) -> tuple[Optional[str], dict[str, Any]]:
     return None, settings
 
 
-def warehouse_problem(warehouse: str | Path) -> Optional[str]:
+def warehouse_problem(warehouse: str | Path) -> str | None:
     """A local warehouse file the run could not write (checked before the lock
     file beside it is created, so nothing is left behind)."""
     from pipelines.warehouse import is_local_duckdb
@@ -250,7 +252,7 @@ class CheckResult:
     status: str  # ok | auth refused | unreachable | misconfigured | not configured
     detail: str = ""
     endpoint: str = ""
-    http_status: Optional[int] = None
+    http_status: int | None = None
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -270,7 +272,7 @@ def _probe(name: str, settings: dict[str, Any], timeout: float) -> CheckResult:
         warn_plain_http(name, url)
     started = time.monotonic()
 
-    def result(status: str, detail: str, http_status: Optional[int] = None) -> CheckResult:
+    def result(status: str, detail: str, http_status: int | None = None) -> CheckResult:
         return CheckResult(name, status, redact(" ".join(detail.split()))[:300], endpoint, http_status, round(time.monotonic() - started, 3))
 
     try:
@@ -333,7 +335,7 @@ def check_sources(names: list[str], timeout: float = 10.0) -> list[CheckResult]:
     return [results[n] for n in names]
 
 
-def _build_problem(name: str, settings: dict[str, Any]) -> Optional[str]:
+def _build_problem(name: str, settings: dict[str, Any]) -> str | None:
     """Build the source as ``run`` would (no request is made: dlt resources are
     lazy) so that a setting the source itself rejects is reported here too."""
     from pipelines.runner import _load_source, describe_error

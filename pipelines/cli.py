@@ -306,9 +306,7 @@ def _exit_code(result: Any, transform_status: str | None) -> int:
 @locked
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.ops import source_record
-    from pipelines.runner import Runner
-
-    from pipelines.runner import SOURCE_NAMES
+    from pipelines.runner import SOURCE_NAMES, Runner
 
     out = Output(args)
     names = _source_names(args)
@@ -442,8 +440,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipelines.lock import WarehouseBusy, warehouse_read_lock
-    from pipelines.warehouse import is_local_duckdb
     from pipelines.status import FreshnessConfigError, check_freshness
+    from pipelines.warehouse import is_local_duckdb
 
     out = Output(args)
     _setup(args)

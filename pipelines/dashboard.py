@@ -19,10 +19,10 @@ import html
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import duckdb
 
@@ -80,7 +80,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def money(value: Any, currency: Optional[str]) -> str:
+def money(value: Any, currency: str | None) -> str:
     if value is None:
         return NONE
     return f"{Decimal(value):,.2f} {currency or ''}".rstrip()
@@ -99,7 +99,7 @@ def _num(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _change(current: Any, previous: Any) -> Optional[float]:
+def _change(current: Any, previous: Any) -> float | None:
     if current is None or previous is None or previous == 0:
         return None
     return float((Decimal(current) - Decimal(previous)) / abs(Decimal(previous)) * 100)
@@ -112,7 +112,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     )
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Optional[list] = None) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -122,9 +122,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Optional[list] = Non
 class Data:
     serving: Path
     days: int
-    currency: Optional[str] = None
-    start: Optional[date] = None
-    end: Optional[date] = None
+    currency: str | None = None
+    start: date | None = None
+    end: date | None = None
     kpi: dict[str, Any] = field(default_factory=dict)
     kpi_previous: dict[str, Any] = field(default_factory=dict)
     daily: list[dict[str, Any]] = field(default_factory=list)
@@ -280,8 +280,8 @@ def _ts(value: Any) -> str:
     if value is None:
         return NONE
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(value)
 
 
@@ -587,7 +587,7 @@ def build_dashboard(warehouse: str | Path, out: str | Path | None = None, days: 
     started = time.monotonic()
     target = Path(out) if out else dashboard_path(warehouse)
     data = read(serving_path(warehouse), days)
-    page = render(data, datetime.now(timezone.utc))
+    page = render(data, datetime.now(UTC))
     # Written aside, then renamed: a browser refreshing the page never reads half of it.
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     tmp.write_text(page, encoding="utf-8")

@@ -25,10 +25,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dlt
 import yaml
@@ -173,7 +174,7 @@ def dbt_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
             port=int(credentials.port or 5432),
             user=credentials.username,
             dbname=credentials.database,
-            password='{{ env_var("%s") }}' % PASSWORD_ENV,
+            password='{{ env_var("%s") }}' % PASSWORD_ENV,  # noqa: UP031 - Jinja's braces
             connect_timeout=int(getattr(credentials, "connect_timeout", None) or 15),
         )
         secret = str(credentials.password or "")

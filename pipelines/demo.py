@@ -8,15 +8,16 @@ prints what landed and how to query it, and stops the sandbox.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import duckdb
 
 from pipelines.ops import utc_now
 from pipelines.publish import serving_path
-from pipelines.runner import SOURCE_NAMES, RunResult, Runner
+from pipelines.runner import SOURCE_NAMES, Runner, RunResult
 from pipelines.transform import TransformResult, run_transforms
 from sandbox.server import SandboxThread
 
@@ -27,9 +28,9 @@ def run_demo(
     warehouse: str | Path = DEFAULT_DEMO_WAREHOUSE,
     seed: int = 42,
     scale: float = 1.0,
-    progress: Optional[Callable[[str], Any]] = None,
+    progress: Callable[[str], Any] | None = None,
     doc_shapes: bool = False,
-    on_step: Optional[Callable[[str, str, str], None]] = None,
+    on_step: Callable[[str, str, str], None] | None = None,
 ) -> tuple[RunResult, TransformResult, tuple[datetime, datetime]]:
     """Returns the sources' results, the transforms' result and when the transforms ran.
 
@@ -55,7 +56,7 @@ def run_demo(
     return result, transformed, (started, utc_now())
 
 
-def summary(warehouse: str | Path, result: RunResult, transformed: TransformResult, dashboard: Optional[Path] = None) -> str:
+def summary(warehouse: str | Path, result: RunResult, transformed: TransformResult, dashboard: Path | None = None) -> str:
     warehouse = Path(warehouse).resolve()
     lines = ["", "sources:"]
     for source in result.sources:

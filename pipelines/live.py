@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from dlt.common.runtime.collector_base import Collector
 from rich.console import Console, Group
@@ -61,17 +61,17 @@ class Row:
     stage: str = "queued"
     note: str = ""
     rows: int = 0
-    requests: Optional[int] = None
-    throttled: Optional[int] = None
-    started: Optional[float] = None
-    seconds: Optional[float] = None
+    requests: int | None = None
+    throttled: int | None = None
+    started: float | None = None
+    seconds: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
 
 class _SourceCollector(Collector):
     """dlt's progress hooks for one source's pipeline, reported to the view."""
 
-    def __init__(self, view: "LiveView", name: str) -> None:
+    def __init__(self, view: LiveView, name: str) -> None:
         self.view, self.name, self.step = view, name, ""
 
     def update(self, name: str, inc: int = 1, total: Any = None, inc_total: Any = None, message: Any = None, label: Any = None) -> None:
@@ -93,7 +93,7 @@ class _SourceCollector(Collector):
 class _Handler(logging.Handler):
     """Turns the runner's source events into view updates; prints every other record above the view."""
 
-    def __init__(self, view: "LiveView") -> None:
+    def __init__(self, view: LiveView) -> None:
         super().__init__()
         self.view = view
         self.setFormatter(HumanFormatter())
@@ -119,18 +119,18 @@ class _Handler(logging.Handler):
 
 
 class LiveView:
-    def __init__(self, names: list[str], console: Optional[Console] = None, title: str = "marketing-etl") -> None:
+    def __init__(self, names: list[str], console: Console | None = None, title: str = "marketing-etl") -> None:
         self.console = console or Console(stderr=True)
         self.title = title
         self._lock = threading.RLock()
         self._rows: list[Row] = [Row(n, n) for n in names]
         self._steps: list[Row] = []
-        self._live: Optional[Live] = None
+        self._live: Live | None = None
         self._handlers: list[logging.Handler] = []
         self._started = time.monotonic()
 
     # -------------------------------------------------------------- lifecycle
-    def start(self) -> "LiveView":
+    def start(self) -> LiveView:
         logger = logging.getLogger(LOGGER)
         self._handlers = list(logger.handlers)
         for handler in self._handlers:
@@ -200,7 +200,7 @@ class LiveView:
             row.seconds = float(seconds) if seconds is not None else None
             row.note = str(error or "")
 
-    def source_result(self, result: Any, window: Optional[tuple[str, str]] = None) -> None:
+    def source_result(self, result: Any, window: tuple[str, str] | None = None) -> None:
         """The runner's final word on a source (and, in a backfill, its window)."""
         with self._lock:
             row = self._current(result.name)

@@ -58,7 +58,7 @@ class warehouse_lock:
         self._handle: IO[str] | None = None
         self._readers: IO[str] | None = None
 
-    def __enter__(self) -> "warehouse_lock":
+    def __enter__(self) -> warehouse_lock:
         handle = self.path.open("a+")
         if not _try_lock(handle, fcntl.LOCK_EX):
             handle.seek(0)
@@ -104,7 +104,7 @@ class warehouse_read_lock:
         self.readers_path = _lock_path(warehouse, ".readers.lock")
         self._handle: IO[str] | None = None
 
-    def __enter__(self) -> "warehouse_read_lock":
+    def __enter__(self) -> warehouse_read_lock:
         handle = self.readers_path.open("a+")
         if not _try_lock(handle, fcntl.LOCK_SH):
             handle.close()

@@ -19,7 +19,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Optional, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 LOGGER = "marketing_etl"
 # Fields a record may carry (``extra=``) that are printed as key=value.
@@ -63,7 +64,7 @@ def is_terminal(stream: TextIO = sys.stderr) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def configure(verbosity: str = "normal", terminal: Optional[bool] = None, stream: TextIO = sys.stderr) -> None:
+def configure(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO = sys.stderr) -> None:
     """Set up our logger and dlt's level. ``verbosity``: quiet | normal | verbose."""
     terminal = is_terminal(stream) if terminal is None else terminal
     logger = logging.getLogger(LOGGER)
@@ -87,7 +88,7 @@ def configure(verbosity: str = "normal", terminal: Optional[bool] = None, stream
     Container()[PluggableRunContext].initialize_runtime()
 
 
-def progress_factory(verbosity: str = "normal", terminal: Optional[bool] = None, stream: TextIO = sys.stderr) -> Optional[Callable[[str], Any]]:
+def progress_factory(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO = sys.stderr) -> Callable[[str], Any] | None:
     """dlt progress collectors for a terminal; None (dlt's null collector) otherwise."""
     terminal = is_terminal(stream) if terminal is None else terminal
     if verbosity == "quiet" or not terminal:

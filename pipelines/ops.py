@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import dlt
 
@@ -60,7 +61,7 @@ def new_run_id() -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -86,9 +87,9 @@ class RunRecord:
     cursor_before: dict[str, Any] = field(default_factory=dict)
     cursor_after: dict[str, Any] = field(default_factory=dict)
     schema_changes: dict[str, list[str]] = field(default_factory=dict)
-    window_start: Optional[str] = None
-    window_end: Optional[str] = None
-    error: Optional[str] = None
+    window_start: str | None = None
+    window_end: str | None = None
+    error: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)

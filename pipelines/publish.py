@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import duckdb
 
@@ -38,7 +38,7 @@ def serving_path(warehouse: str | Path) -> Path:
     return warehouse.with_name(f"{warehouse.stem}.serving{warehouse.suffix or '.duckdb'}")
 
 
-def publish(warehouse: str | Path, target: str | Path | None = None, freshness: Optional[Any] = None) -> Path:
+def publish(warehouse: str | Path, target: str | Path | None = None, freshness: Any | None = None) -> Path:
     """Copy the published schemas (and ``ops.runs``) to ``target`` atomically; return
     its path. ``freshness`` (pipelines.status.Freshness) becomes ``ops.freshness``."""
     target = Path(target) if target else serving_path(warehouse)

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
@@ -28,7 +29,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from pipelines import DEFAULT_WAREHOUSE
 from pipelines.ops import cursor_summary, schema_changes, utc_now
 from pipelines.warehouse import destination_secrets, finish_interrupted_normalize, is_local_duckdb, loader_file_format, make_pipeline
-from sources._shared.http import Redactor, stats_for, reset_clients
+from sources._shared.http import Redactor, reset_clients, stats_for
 from sources._shared.schema import guard_rows
 
 # dlt imports pyarrow lazily, on the first parquet write; two sources extracting in
@@ -105,7 +106,7 @@ class redacted_logging:
         self.redact = redact
         self._previous = logging.getLogRecordFactory()
 
-    def __enter__(self) -> "redacted_logging":
+    def __enter__(self) -> redacted_logging:
         previous = self._previous = logging.getLogRecordFactory()
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -134,7 +135,7 @@ class Runner:
         warehouse: str | Path = DEFAULT_WAREHOUSE,
         sources: list[str] | None = None,
         source_kwargs: dict[str, dict[str, Any]] | None = None,
-        progress: Optional[Callable[[str], Any]] = None,
+        progress: Callable[[str], Any] | None = None,
     ):
         """``progress(name)`` returns a dlt progress collector for that source's pipeline."""
         self.progress = progress

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import dlt
 
@@ -53,20 +53,20 @@ DEFAULT_TABLE_THRESHOLDS: dict[str, float] = {
 class TableStatus:
     table: str
     rows: int
-    last_loaded_at: Optional[str]
-    cursor_column: Optional[str]
-    newest_cursor: Optional[str]
-    age_hours: Optional[float]
-    stale_after_hours: Optional[float]
+    last_loaded_at: str | None
+    cursor_column: str | None
+    newest_cursor: str | None
+    age_hours: float | None
+    stale_after_hours: float | None
     stale: bool
 
 
 @dataclass
 class SourceStatus:
     source: str
-    last_run_at: Optional[str] = None
-    last_run_status: Optional[str] = None
-    last_success_at: Optional[str] = None
+    last_run_at: str | None = None
+    last_run_status: str | None = None
+    last_success_at: str | None = None
     stale: bool = False
     reasons: list[str] = field(default_factory=list)
     tables: list[TableStatus] = field(default_factory=list)
@@ -93,31 +93,31 @@ class Freshness:
         }
 
 
-def _iso(value: Any) -> Optional[str]:
+def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _as_moment(value: Any) -> Optional[datetime]:
+def _as_moment(value: Any) -> datetime | None:
     """A cursor value as the UTC moment until which the data is known."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime.combine(value + timedelta(days=1), time(), tzinfo=timezone.utc)
+        return datetime.combine(value + timedelta(days=1), time(), tzinfo=UTC)
     text = str(value)
     if len(text) == 10:
-        return datetime.combine(date.fromisoformat(text) + timedelta(days=1), time(), tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(text) + timedelta(days=1), time(), tzinfo=UTC)
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def thresholds(stale_after_hours: Optional[float] = None) -> tuple[float, dict[str, float]]:
+def thresholds(stale_after_hours: float | None = None) -> tuple[float, dict[str, float]]:
     default = stale_after_hours
     if default is None:
         default = float(dlt.config.get("ops.freshness.stale_after_hours") or DEFAULT_STALE_AFTER_HOURS)
@@ -149,13 +149,13 @@ def _query(client: Any, sql: str) -> list[tuple]:
 
 def check_freshness(
     warehouse: str | Path,
-    sources: Optional[list[str]] = None,
-    stale_after_hours: Optional[float] = None,
-    now: Optional[datetime] = None,
+    sources: list[str] | None = None,
+    stale_after_hours: float | None = None,
+    now: datetime | None = None,
 ) -> Freshness:
     """Sources asked for explicitly are judged even if they never loaded; otherwise
     only the sources that have a dataset or a run in ``ops.runs`` are shown."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     default_threshold, per_table = thresholds(stale_after_hours)
     runs = _runs(warehouse)
     result, absent = [], []

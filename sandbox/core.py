@@ -13,9 +13,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 # Query parameters and headers whose values the request log never shows: the log is
@@ -70,7 +71,7 @@ class Request:
             try:
                 value = int(raw)
             except ValueError:
-                raise HTTPError(400, {"error": f"parameter {name!r} must be an integer"})
+                raise HTTPError(400, {"error": f"parameter {name!r} must be an integer"}) from None
         if minimum is not None and value < minimum:
             raise HTTPError(400, {"error": f"parameter {name!r} must be >= {minimum}"})
         if maximum is not None and value > maximum:
@@ -86,7 +87,7 @@ class Request:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise HTTPError(400, {"error": "body is not valid JSON"})
+            raise HTTPError(400, {"error": "body is not valid JSON"}) from None
 
     def url_with(self, path: str | None = None, **changes: Any) -> str:
         """Absolute URL of this request (or ``path``) with query params replaced."""
@@ -161,7 +162,7 @@ class Emulator:
 
     name: str = ""
 
-    def __init__(self, world: "World") -> None:  # noqa: F821 - forward ref to sandbox.world
+    def __init__(self, world: World) -> None:  # noqa: F821 - forward ref to sandbox.world
         self.world = world
         self.lock = threading.RLock()
         self.prefixes: dict[str, Router] = {}
@@ -184,7 +185,7 @@ class Emulator:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ----------------------------------------------------------------------------- faults
@@ -353,7 +354,7 @@ class Corruptor:
         with self._lock:
             return [r.as_dict() for r in self._rules]
 
-    def apply(self, api: str, path: str, response: "Response") -> "Response":
+    def apply(self, api: str, path: str, response: Response) -> Response:
         if not 200 <= response.status < 300 or isinstance(response.body, (bytes, bytearray)):
             return response
         with self._lock:

@@ -7,7 +7,8 @@ sandbox serves every API with the credentials it advertises.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 

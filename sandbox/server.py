@@ -31,12 +31,13 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.core import (
+    STATUS_FAULTS,
     Corruptor,
     CorruptRule,
     Emulator,
@@ -44,7 +45,6 @@ from sandbox.core import (
     FaultRule,
     HTTPError,
     Request,
-    STATUS_FAULTS,
     RequestLog,
     Response,
     parse_query,
@@ -80,8 +80,8 @@ def parse_now(value: str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class Sandbox:
@@ -167,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, a kept-alive
     # connection waits ~40 ms on the delayed ACK between them on every request.
     disable_nagle_algorithm = True
-    server: "SandboxHTTPServer"
+    server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         if self.server.verbose:
@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         emulator, router = target
         entry = {
-            "at": datetime.now(timezone.utc).isoformat(),
+            "at": datetime.now(UTC).isoformat(),
             "api": emulator.name,
             "prefix": prefix,
             "method": self.command,
@@ -372,14 +372,14 @@ class SandboxThread:
     def env(self) -> dict[str, str]:
         return self.sandbox.env(self.base_url)
 
-    def __enter__(self) -> "SandboxThread":
+    def __enter__(self) -> SandboxThread:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def start(self) -> "SandboxThread":
+    def start(self) -> SandboxThread:
         return self.__enter__()
 
     def stop(self) -> None:

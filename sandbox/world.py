@@ -18,7 +18,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 HISTORY_DAYS = 60  # days of activity that exist before "now" when the world is made
 
@@ -59,7 +59,7 @@ _LAST = ["smith", "garcia", "khan", "novak", "ito", "berg", "rossi", "moreau", "
 class World:
     seed: int = 42
     scale: float = 1.0
-    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0))
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
     # Answer exactly like the vendor docs' examples where they show a shape (no
     # Link header on v2 call pages, Marin next links without the query's filters,
     # the InboxFirst list without ``success``, optional fields null, catalogue rows
@@ -71,12 +71,12 @@ class World:
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
-            self.now = self.now.replace(tzinfo=timezone.utc)
-        self.now = self.now.astimezone(timezone.utc)
+            self.now = self.now.replace(tzinfo=UTC)
+        self.now = self.now.astimezone(UTC)
         if self.scale <= 0:
             raise ValueError("scale must be > 0")
         # start is midnight UTC HISTORY_DAYS before now: day offset 0.
-        self.start = datetime.combine(self.now.date() - timedelta(days=HISTORY_DAYS), datetime.min.time(), timezone.utc)
+        self.start = datetime.combine(self.now.date() - timedelta(days=HISTORY_DAYS), datetime.min.time(), UTC)
         self.accounts = self._make_accounts()
         self.marin_campaigns = self._make_marin_campaigns()
         self.listenloop_campaigns = self._make_listenloop_campaigns()
@@ -91,7 +91,7 @@ class World:
     # ------------------------------------------------------------------------ time
     def day_offset(self, moment: datetime | date) -> int:
         if isinstance(moment, datetime):
-            return (moment.astimezone(timezone.utc) - self.start).days
+            return (moment.astimezone(UTC) - self.start).days
         return (moment - self.start.date()).days
 
     def day(self, offset: int) -> date:

@@ -7,19 +7,18 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import pipelines  # noqa: F401 - sets RUNTIME__DLTHUB_TELEMETRY=false before dlt starts
-
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxThread
 
 # The sandbox clock sits 10 days behind the wall clock in tests, so a test can
 # advance it several days without its data landing in the future.
-TEST_NOW = (datetime.now(timezone.utc) - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+TEST_NOW = (datetime.now(UTC) - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
 TEST_SEED = 7
 
 

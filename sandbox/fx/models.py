@@ -11,7 +11,7 @@ ECB's rare corrections are what the source's re-read lag is for).
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -105,7 +105,7 @@ class FxStore:
 
     def last_published(self, now: datetime | None = None) -> date:
         """The last day whose rates are out at ``now`` (a business day or not)."""
-        now = (now or self.world.now).astimezone(timezone.utc)
+        now = (now or self.world.now).astimezone(UTC)
         return now.date() if now.hour >= PUBLISH_HOUR_UTC else now.date() - timedelta(days=1)
 
     def published_days(self, start: date, end: date) -> list[date]:

@@ -39,7 +39,7 @@ def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise not_found()
+        raise not_found() from None
 
 
 def _number(value: Decimal) -> float:
@@ -60,7 +60,7 @@ def build_router(store: FxStore) -> Router:
         try:
             amount = Decimal(request.arg("amount") or "1")
         except Exception:  # noqa: BLE001 - any malformed amount
-            raise HTTPError(422, {"message": "invalid amount"})
+            raise HTTPError(422, {"message": "invalid amount"}) from None
         return base, symbols, amount
 
     def scaled(quotes: dict[str, Decimal], amount: Decimal) -> dict[str, float]:

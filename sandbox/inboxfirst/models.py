@@ -22,10 +22,11 @@ import hashlib
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, Iterator
+from typing import Any
 
 from sandbox.world import World
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.core import HTTPError, Request, Response, Router
@@ -80,11 +80,11 @@ def _moment(request: Request, name: str) -> datetime | None:
         return None
     try:
         if raw.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(raw), timezone.utc)
+            return datetime.fromtimestamp(int(raw), UTC)
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
         raise error(400, f"{name} must be a UNIX timestamp or an ISO-8601 datetime") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _int_param(request: Request, name: str, default: int, minimum: int) -> int:

@@ -39,7 +39,7 @@ def campaign_body(request: Request, creating: bool) -> dict[str, Any]:
     try:
         return clean_attributes(payload["campaign"], creating)
     except ValidationFailed as exc:
-        raise HTTPError(422, {"errors": exc.errors})
+        raise HTTPError(422, {"errors": exc.errors}) from None
 
 
 def build_router(store: ListenLoopStore) -> Router:

@@ -13,9 +13,10 @@ import re
 import string
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sandbox.world import HISTORY_DAYS, World
 
@@ -42,7 +43,7 @@ _UTM_SOURCES = ("listenloop", "facebook", "instagram", "newsletter", "google")
 
 def iso_ms(moment: datetime) -> str:
     """createdAt format (sandbox choice: the doc shows no contact object): UTC, ms, Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def valid_email(value: Any) -> bool:
@@ -148,7 +149,7 @@ class LoopsStore:
         return out
 
     def find_by_user_id(self, user_id: str, now: datetime) -> dict[str, Any] | None:
-        for key, contact in self._overlay.items():
+        for contact in self._overlay.values():
             if contact is not None and contact.get("userId") == user_id:
                 return contact
         # World user ids are "usr_<index+1>": the index is in the id.

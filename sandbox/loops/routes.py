@@ -35,7 +35,7 @@ def body_object(request: Request) -> dict[str, Any]:
     try:
         payload = request.json()
     except HTTPError:
-        raise fail(400, "Invalid JSON body.")
+        raise fail(400, "Invalid JSON body.") from None
     if not isinstance(payload, dict):
         raise fail(400, "Request body must be a JSON object.")
     return payload

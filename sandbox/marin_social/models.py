@@ -14,11 +14,12 @@ Money is handled in integer cents of the account's currency throughout.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sandbox.world import Account, AdCampaign, World

@@ -3,19 +3,20 @@ like the vendor doc's examples (``/work/shared/api-docs/marin-social.txt``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from sandbox.core import HTTPError, Request, Response, Router
 from sandbox.marin_social.models import (
     AGGREGATES,
     LEVELS,
+    TWITTER_FUNDING_INSTRUMENTS,
     Ad,
     AdSet,
     Campaign,
-    TWITTER_FUNDING_INSTRUMENTS,
     MarinStore,
     MediaPlan,
     nb_pages,
@@ -122,7 +123,7 @@ def campaign_json(store: MarinStore, c: Campaign, with_category: bool = True) ->
             "archived": False,
             "id": c.id,
             "name": c.name,
-            "start_date": start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "start_date": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000"),
             "campaign_naming": _TW_CAMPAIGN_NAMING,
             "ads_naming": _TW_ADS_NAMING,
             "deleted": False,
@@ -135,7 +136,7 @@ def campaign_json(store: MarinStore, c: Campaign, with_category: bool = True) ->
         "account_id": c.account_id,
         "deleted": False,
         "campaign_naming": _CAMPAIGN_NAMING,
-        "start_date": start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        "start_date": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000"),
         "ads_naming": _ADS_NAMING,
         "budget_type": "daily",
         "url_reporting": REPORT_URL + c.report_hash,
@@ -267,7 +268,7 @@ def _timestamp(request: Request, name: str) -> datetime | None:
     if raw is None or raw == "":
         return None
     try:
-        return datetime.fromtimestamp(int(raw), timezone.utc)
+        return datetime.fromtimestamp(int(raw), UTC)
     except (ValueError, OverflowError, OSError):
         raise fail(400, f"{name} must be a UNIX timestamp") from None
 

@@ -24,10 +24,11 @@ import os
 import sqlite3
 import tempfile
 import uuid as uuidlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sandbox.world import World
@@ -58,7 +59,7 @@ def ms_of(moment: datetime) -> int:
 
 
 def dt_of(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def fmt_z(ms: int | None) -> str | None:
@@ -556,6 +557,6 @@ class RetreaverStore:
 def day_bounds_ms(start: date, end: date) -> tuple[int, int]:
     """UTC midnights of two dates: reports count days in UTC."""
     def to_ms(d: date) -> int:
-        return ms_of(datetime.combine(d, datetime.min.time(), timezone.utc))
+        return ms_of(datetime.combine(d, datetime.min.time(), UTC))
 
     return to_ms(start), to_ms(end)

@@ -5,8 +5,9 @@ examples. Doc references are to /work/shared/api-docs/retreaver.txt sections.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sandbox.core import HTTPError, Request, Response, Router
 from sandbox.retreaver.models import (
@@ -20,10 +21,11 @@ from sandbox.retreaver.models import (
     fmt_offset,
     fmt_z,
     fmt_zms,
-    ms_of,
     money,
     money_str,
+    ms_of,
 )
+
 PER_PAGE = 25  # "returns 25 results per page" (doc: Paginated)
 MAX_PER_PAGE = 100  # contract: per_page accepted up to 100
 REPORT_FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value")
@@ -96,9 +98,9 @@ def parse_timestamp(request: Request, name: str) -> int | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise fail(400, f"{name} must be an RFC 3339 timestamp like 2016-01-01T00:00:00+00:00")
+        raise fail(400, f"{name} must be an RFC 3339 timestamp like 2016-01-01T00:00:00+00:00") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return ms_of(moment)
 
 
@@ -608,7 +610,7 @@ def report_date(request: Request, name: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise fail(400, f"{name} must be a date, YYYY-MM-DD")
+        raise fail(400, f"{name} must be a date, YYYY-MM-DD") from None
 
 
 def _add_years(day: date, years: int) -> date:

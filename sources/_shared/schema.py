@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from dlt.common.schema.typing import TColumnSchema
 
@@ -150,7 +151,7 @@ def not_in_future(source: str, endpoint: str, field: str, margin_days: float = 1
     cursor past every real row, and each later run would silently load nothing.
     Such a row is skipped and counted (ops.runs.skipped_entities), naming the field."""
     import logging
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from sources._shared.http import record_skip
 
@@ -163,8 +164,8 @@ def not_in_future(source: str, endpoint: str, field: str, margin_days: float = 1
         except ValueError:
             return True  # not a timestamp: guard_rows judges it
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        if moment <= datetime.now(timezone.utc) + timedelta(days=margin_days):
+            moment = moment.replace(tzinfo=UTC)
+        if moment <= datetime.now(UTC) + timedelta(days=margin_days):
             return True
         detail = f"field `{field}` = {value[:40]!r} is in the future: row skipped (it would move the cursor past every real row)"
         record_skip(source, endpoint, None, detail)

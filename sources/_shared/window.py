@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 
-def backfill_window(source: str, start_date: Optional[str], end_date: Optional[str]) -> Optional[tuple[date, date]]:
+def backfill_window(source: str, start_date: str | None, end_date: str | None) -> tuple[date, date] | None:
     """``[start_date, end_date)`` as dates (end exclusive, like dlt's own
     ``Incremental.end_value``), or None for a normal, incremental run."""
     if end_date is None:

@@ -11,8 +11,9 @@ See docs/sources/fx.md.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import dlt
 import pendulum
@@ -35,11 +36,11 @@ from sources.fx.settings import (
 @dlt.source(name="fx", max_table_nesting=0)
 def fx_source(
     base_url: str = DEFAULT_BASE_URL,
-    start_date: Optional[str] = None,
+    start_date: str | None = None,
     lag_days: int = DEFAULT_LAG_DAYS,
     # Comma-separated ISO codes to load (Frankfurter's `symbols`); default: every
     # currency the ECB publishes (~30 rows a day), so any reporting currency works.
-    currencies: Optional[str] = None,
+    currencies: str | None = None,
     window_days: int = WINDOW_DAYS,
 ) -> Any:
     # Rate days are ECB (CET) business days; "today" in UTC is at most one day off

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Iterator, Optional
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
@@ -69,7 +70,7 @@ class DateWindowPaginator(BasePaginator):
         self._has_next_page = True
         self._set(request)
 
-    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self._windows.pop(0)
         self._has_next_page = bool(self._windows)
 

@@ -13,7 +13,8 @@ started in ``[start_date, end_date)``, merged on their keys; the cursors
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import dlt
 import pendulum
@@ -50,9 +51,9 @@ def inboxfirst_source(
     api_key: str = dlt.secrets.value,
     # Any: dlt cannot resolve a Union; "1,2,3" (env) and [1, 2, 3] (toml) both arrive.
     mailing_list_ids: Any = dlt.config.value,
-    start_date: Optional[str] = None,
+    start_date: str | None = None,
     # Backfill window mode: ISO date/datetime, exclusive; needs start_date.
-    end_date: Optional[str] = None,
+    end_date: str | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> Any:
     backfill = BackfillWindow.from_args(start_date, end_date)

@@ -4,7 +4,8 @@ the envelope check and the mailing-list ids from configuration."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, NoReturn, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import dlt
@@ -30,7 +31,7 @@ class InboxFirstError(Exception):
     """
 
 
-def parse_mailing_list_ids(value: Union[str, int, Sequence[Any]]) -> list[int]:
+def parse_mailing_list_ids(value: str | int | Sequence[Any]) -> list[int]:
     """``"1,2,3"``, ``"[1, 2, 3]"``, ``[1, 2, 3]`` or ``3`` -> ``[1, 2, 3]``.
 
     Contract: there is no endpoint listing mailing lists, so the ids are configuration.
@@ -52,7 +53,7 @@ def _fail(message: str) -> NoReturn:
     raise InboxFirstError(message) from InboxFirstError(message)
 
 
-def envelope_error(response: Response) -> Optional[str]:
+def envelope_error(response: Response) -> str | None:
     """Why a 2xx answer must not be loaded, or None.
 
     Contract: the envelope ``{"success", "data", "error_code", "error_message"}`` may
@@ -94,7 +95,7 @@ def skip_bad_envelope(response: Response, *args: Any, **kwargs: Any) -> Response
     return response
 
 
-def _moment(value: Any) -> Optional[pendulum.DateTime]:
+def _moment(value: Any) -> pendulum.DateTime | None:
     if value in (None, ""):
         return None
     return pendulum.instance(value) if hasattr(value, "tzinfo") else pendulum.parse(str(value))  # type: ignore[return-value]
@@ -122,7 +123,7 @@ class CampaignWindow:
     def __init__(self, start_date: pendulum.DateTime, window_days: int, now: pendulum.DateTime) -> None:
         self.start_date = start_date
         self.window_start = now - pendulum.duration(days=window_days)
-        self._previous: Optional[dict[str, pendulum.DateTime]] = None
+        self._previous: dict[str, pendulum.DateTime] | None = None
         self._first_since = start_date
         self._listed: dict[str, tuple[str, pendulum.DateTime]] = {}  # campaign id -> (list, started_at)
         self._held: set[str] = set()  # lists whose cursor a skipped send holds back
@@ -134,7 +135,7 @@ class CampaignWindow:
             self._first_since = legacy
         return state.setdefault(STATE_KEY, {})  # type: ignore[no-any-return]
 
-    def previous_cursor(self, list_id: Any) -> Optional[pendulum.DateTime]:
+    def previous_cursor(self, list_id: Any) -> pendulum.DateTime | None:
         """The list's cursor as the run found it (later updates in this run do not count)."""
         if self._previous is None:
             self._previous = {key: moment for key, value in self._cursors().items() if (moment := _moment(value))}
@@ -241,7 +242,7 @@ class BackfillWindow:
         self.end = end
 
     @classmethod
-    def from_args(cls, start_date: Optional[str], end_date: Optional[str]) -> Optional["BackfillWindow"]:
+    def from_args(cls, start_date: str | None, end_date: str | None) -> BackfillWindow | None:
         if end_date is None:
             return None
         if not start_date:

@@ -7,7 +7,8 @@ snapshots into days (see docs/sources.md).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import dlt
 import pendulum

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
@@ -26,13 +27,13 @@ class EmptyPagePaginator(PageNumberPaginator):
     def __init__(self, max_pages: int) -> None:
         super().__init__(base_page=1, page_param="page", total_path=None, stop_after_empty_page=True)
         self.max_pages = max_pages
-        self._last_ids: Optional[list[Any]] = None
+        self._last_ids: list[Any] | None = None
 
     def init_request(self, request: Any) -> None:
         self._last_ids = None
         super().init_request(request)
 
-    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         where = f"listenloop: GET {urlsplit(response.url or '').path}"
         body = response.json()
         if not isinstance(body, list):

@@ -10,7 +10,8 @@ not-yet-found emails (see docs/sources/loops.md).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dlt
@@ -42,7 +43,7 @@ def loops_source(
     emails: Any = None,  # a list, or a string of emails separated by commas
     refresh_days: float = REFRESH_DAYS,
     retry_not_found_hours: float = RETRY_NOT_FOUND_HOURS,
-    warehouse: Optional[str] = None,
+    warehouse: str | None = None,
     email_columns: Any = None,  # "dataset.table.column" list; None: settings.EMAIL_COLUMNS
 ) -> Any:
     columns = parse_email_columns(email_columns) if email_columns is not None else EMAIL_COLUMNS

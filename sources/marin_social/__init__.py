@@ -19,8 +19,9 @@ the unselected parent of the statistics). See docs/sources/marin_social.md.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from datetime import date
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import dlt
 import pendulum
@@ -79,16 +80,16 @@ def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[lis
 def marin_social_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
-    start_date: Optional[str] = None,
+    start_date: str | None = None,
     # Backfill window mode: ISO date, exclusive; needs start_date. See sources/_shared/window.py.
-    end_date: Optional[str] = None,
+    end_date: str | None = None,
     restatement_days: int = RESTATEMENT_DAYS,
     # A toml list, a JSON list or a comma-separated string (see helpers.conversion_names).
-    conversion_metrics: Optional[str] = None,
+    conversion_metrics: str | None = None,
     # Rows per page (`limit`); the doc's maximum is 300.
     page_size: int = PAGE_SIZE,
     # Campaign `src` values that have ad sets (same formats as conversion_metrics).
-    ad_set_networks: Optional[str] = None,
+    ad_set_networks: str | None = None,
     # Hours between whole walks of ad sets and ads (settings.AD_DIMENSIONS_REFRESH_HOURS).
     ad_dimensions_refresh_hours: float = AD_DIMENSIONS_REFRESH_HOURS,
 ) -> Any:
@@ -213,7 +214,7 @@ def _account_lookup(client: RESTClient, params: dict[str, Any]) -> Callable[[], 
     return lookup
 
 
-def _plan_account(plan: dict[str, Any], accounts: Callable[[], dict[str, dict[str, Any]]], level: str) -> Optional[dict[str, Any]]:
+def _plan_account(plan: dict[str, Any], accounts: Callable[[], dict[str, dict[str, Any]]], level: str) -> dict[str, Any] | None:
     """The media plan's account, or None after recording the plan as skipped: a plan
     whose account is not in /accounts (or has no timezone) has no account-local days
     to ask for, and must not cost the other plans their statistics."""
@@ -235,7 +236,7 @@ def _stats_resource(
     first_day: str,
     restatement_days: int,
     conversions: frozenset[str],
-    window: Optional[tuple[date, date]] = None,
+    window: tuple[date, date] | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Any:
     @dlt.transformer(

@@ -5,9 +5,10 @@ the shaping of statistics rows."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -41,10 +42,10 @@ class CheckedPages(PageNumberPaginator):
 
     def init_request(self, request: Request) -> None:
         self.read = self.pages = 0
-        self.total: Optional[int] = None
+        self.total: int | None = None
         super().init_request(request)
 
-    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self.read += len(data or [])
         self.pages += 1
         totals = jsonpath.find_values(self._total_path, response.json())
@@ -59,7 +60,7 @@ class CheckedPages(PageNumberPaginator):
             )
 
 
-def _query_value(url: str, name: str) -> Optional[str]:
+def _query_value(url: str, name: str) -> str | None:
     for part in urlsplit(url).query.split("&"):
         key, _, value = part.partition("=")
         if key == name:
@@ -163,7 +164,7 @@ class AdWalkSchedule:
     with the load package: a failed run walks again next time.
     """
 
-    def __init__(self, refresh_hours: float, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(self, refresh_hours: float, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if refresh_hours < 0:
             raise ValueError(f"marin_social: ad_dimensions_refresh_hours must be >= 0, not {refresh_hours}")
         self.refresh_hours = refresh_hours

@@ -18,8 +18,9 @@ See docs/sources/retreaver.md.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import dlt
 import pendulum
@@ -67,12 +68,12 @@ def columns(table: str) -> Any:
 @dlt.source(name="retreaver", max_table_nesting=0)
 def retreaver_source(
     api_key: str = dlt.secrets.value,
-    company_id: Optional[str] = None,
+    company_id: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     calls_base_url: str = DEFAULT_CALLS_BASE_URL,
-    start_date: Optional[str] = None,
+    start_date: str | None = None,
     # Backfill window mode: ISO date, exclusive; needs start_date. See sources/_shared/window.py.
-    end_date: Optional[str] = None,
+    end_date: str | None = None,
     calls_lag_seconds: float = DEFAULT_CALLS_LAG_SECONDS,
     report_lookback_days: int = DEFAULT_REPORT_LOOKBACK_DAYS,
     calls_page_size: int = PAGE_SIZE,

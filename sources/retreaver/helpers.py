@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pendulum
@@ -55,7 +56,7 @@ class PageWalkPaginator(BaseNextUrlPaginator):
         self.source = source
         self.max_pages = max_pages
         self.pages = 0
-        self._previous: Optional[bytes] = None
+        self._previous: bytes | None = None
 
     def init_request(self, request: Request) -> None:
         self._has_next_page = True
@@ -63,7 +64,7 @@ class PageWalkPaginator(BaseNextUrlPaginator):
         self._previous = None
         request.params = {**(request.params or {}), "page": 1}
 
-    def update_state(self, response: Response, data: Optional[list[Any]] = None) -> None:
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self.pages += 1
         if not data:
             self._next_reference = None
@@ -96,7 +97,7 @@ def with_page(url: str, page: int) -> str:
     return urlunsplit(parts._replace(query=urlencode([*query, ("page", str(page))])))
 
 
-def tag_value(tags: Any, key: str) -> Optional[str]:
+def tag_value(tags: Any, key: str) -> str | None:
     """The value of tag ``key`` on a call, whatever shape ``tags`` has.
 
     Doc ("V2 - Get recent Calls"): ``tags`` is an object of strings, and a tag that

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.runner import SOURCE_NAMES
-from sandbox.control import SandboxControl
 from tests.conftest import TEST_NOW, TEST_SEED
 
 

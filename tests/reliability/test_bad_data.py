@@ -15,7 +15,7 @@ See docs/reliability.md for the matrix and figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -33,7 +33,7 @@ class Case:
     rule: dict[str, Any]  # a corrupt rule, or {"fault": kind, ...}
     table: str  # the table(s), "a+b", whose rows are compared with a clean run
     outcome: str  # "loaded" | "skipped" | "failed"
-    stored: Optional[str] = None  # SQL count(*) that must be >= 1 when loaded faithfully
+    stored: str | None = None  # SQL count(*) that must be >= 1 when loaded faithfully
     names: tuple[str, ...] = ()  # words a failure/skip message must hold (besides source and endpoint)
     id: str = ""
 

@@ -17,7 +17,6 @@ import time
 from datetime import timedelta
 
 import duckdb
-import pytest
 
 from pipelines.publish import serving_path
 from sandbox.control import SandboxControl

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import pytest
@@ -129,18 +130,18 @@ class Watched:
         for t in self._threads:
             t.join(timeout=10)
         with self._lock:
-            return code, "\n".join(l for _, n, l in self.lines if n == "out"), "\n".join(l for _, n, l in self.lines if n == "err")
+            return code, "\n".join(text for _, n, text in self.lines if n == "out"), "\n".join(text for _, n, text in self.lines if n == "err")
 
 
 # Where a kill lands, by the line that starts the phase (stdout's lines come in
 # order: the sources' lines once every source has loaded, then the transforms',
 # then "published"; stderr logs each source's start and end).
 PHASES: dict[str, Callable[[str, str], bool]] = {
-    "extract": lambda n, l: n == "err" and "source_started" in l,
-    "normalize/load": lambda n, l: n == "err" and "source_finished" in l,
-    "transforms": lambda n, l: n == "out" and l.startswith(("loaded", "failed")),
-    "publish": lambda n, l: n == "out" and l.startswith(("built", "tests_failed")),
-    "ops.runs": lambda n, l: n == "out" and l.startswith("published"),
+    "extract": lambda n, line: n == "err" and "source_started" in line,
+    "normalize/load": lambda n, line: n == "err" and "source_finished" in line,
+    "transforms": lambda n, line: n == "out" and line.startswith(("loaded", "failed")),
+    "publish": lambda n, line: n == "out" and line.startswith(("built", "tests_failed")),
+    "ops.runs": lambda n, line: n == "out" and line.startswith("published"),
 }
 
 

@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from pipelines.cli import main

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -389,10 +389,10 @@ def test_date_window_is_end_exclusive_in_the_account_timezone(ms, sandbox):
         assert dates == [(d + timedelta(days=n)).isoformat() for n in range(3)]
         window["end_date"] += 1  # the next day's midnight is now inside
         assert ms.ok(path, **window)["data"][-1]["date"] == (d + timedelta(days=3)).isoformat()
-        utc_start = ts(datetime.combine(d, time(0), timezone.utc))
+        utc_start = ts(datetime.combine(d, time(0), UTC))
         first = ms.ok(path, aggregate="day", start_date=utc_start)["data"][0]["date"]
         # UTC midnight is after local midnight east of UTC (Berlin), before it west of it.
-        expected_first = d + timedelta(days=1) if midnight(tz, d) < datetime.fromtimestamp(utc_start, timezone.utc) else d
+        expected_first = d + timedelta(days=1) if midnight(tz, d) < datetime.fromtimestamp(utc_start, UTC) else d
         assert first == expected_first.isoformat(), tz
 
 

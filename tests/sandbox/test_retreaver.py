@@ -8,7 +8,7 @@ determinism.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -193,7 +193,7 @@ def test_created_at_window_filter_with_offsets(sandbox, rt):
     by_day = sandbox.truth("retreaver")["retreaver"]["calls_by_day"]
     day = sorted(by_day)[30]
     # The same UTC day, written in -05:00: start inclusive, end exclusive.
-    start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc).astimezone(timezone(timedelta(hours=-5)))
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=-5)))
     end = start + timedelta(days=1)
     rows, _ = rt.walk(rt.canary + "/api/v2/calls.json", created_at_start=start.isoformat(), created_at_end=end.isoformat(), per_page=100)
     assert len(rows) == by_day[day]["count"]

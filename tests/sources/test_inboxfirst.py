@@ -9,13 +9,12 @@ import copy
 import logging
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import dlt
 import pytest
 import requests
-
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 
 from pipelines.warehouse import make_pipeline
@@ -147,7 +146,7 @@ def test_second_run_rereads_only_the_window(sandbox, warehouse):
     seq = sandbox.requests("inboxfirst")[-1]["seq"]
     before_counts = {t: warehouse.scalar(f"select count(*) from inboxfirst.{t}") for t in ("campaigns", "link_stats", "campaigns__content_stats")}
     before = (campaign_totals(warehouse), link_totals(warehouse))
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     result = warehouse.run("inboxfirst")
     assert result.sources[0].status == "loaded", result.sources[0].message
     # The window is measured on the source's own clock (the wall clock).
@@ -194,7 +193,7 @@ def test_advance_picks_up_new_sends_and_grown_stats(sandbox, warehouse):
     assert after_campaigns["opens_total"] > before_campaigns["opens_total"]
     assert link_totals(warehouse)["clicks_total"] > before_links["clicks_total"]
     # Only window sends were asked for details again.
-    window_start = datetime.now(timezone.utc) - timedelta(days=WINDOW_DAYS)
+    window_start = datetime.now(UTC) - timedelta(days=WINDOW_DAYS)
     ids, _ = expected_requests(warehouse, window_start - timedelta(minutes=5))
     assert detail_ids(sandbox.requests("inboxfirst", since=seq)) <= ids
 
@@ -398,8 +397,8 @@ def test_backfill_window_loads_older_sends_without_touching_the_cursor(sandbox, 
     now = datetime.fromisoformat(sandbox.clock()["now"])
     start = (now - timedelta(days=100)).date()  # before any send of the sandbox
     end = (now - timedelta(days=14)).date()
-    start_at = datetime.combine(start, datetime.min.time(), timezone.utc)
-    end_at = datetime.combine(end, datetime.min.time(), timezone.utc)
+    start_at = datetime.combine(start, datetime.min.time(), UTC)
+    end_at = datetime.combine(end, datetime.min.time(), UTC)
     # A normal run from `end` (UTC midnight): the sends started since then, and a cursor.
     (normal,) = warehouse.run("inboxfirst", inboxfirst={"start_date": end.isoformat()}).sources
     assert normal.status == "loaded", normal.message
@@ -464,7 +463,7 @@ def test_backfill_on_a_fresh_pipeline_writes_no_cursor(sandbox, warehouse):
     (source,) = warehouse.run("inboxfirst", inboxfirst={"start_date": start.isoformat(), "end_date": end.isoformat()}).sources
     assert source.status == "loaded", source.message
     first, last = warehouse.query("select min(dispatch__started_at), max(dispatch__started_at) from inboxfirst.campaigns")[0]
-    assert datetime.combine(start, datetime.min.time(), timezone.utc) <= first <= last < datetime.combine(end, datetime.min.time(), timezone.utc)
+    assert datetime.combine(start, datetime.min.time(), UTC) <= first <= last < datetime.combine(end, datetime.min.time(), UTC)
     # (dlt itself stores a first pipeline-state row on a fresh pipeline: without source state.)
     assert inboxfirst_state(warehouse)[0] == {}
 
@@ -541,7 +540,7 @@ def test_mailing_list_added_later_gets_its_history_from_start_date(sandbox, ware
     assert source.status == "loaded", source.message
     asked = lists_asked(sandbox, seq)
     assert asked[3] == start
-    window_start = datetime.now(timezone.utc) - timedelta(days=WINDOW_DAYS)
+    window_start = datetime.now(UTC) - timedelta(days=WINDOW_DAYS)
     assert all(abs(asked[i] - window_start) < timedelta(minutes=1) for i in (1, 2))
     assert_equals_truth(sandbox, warehouse)
     assert set(source.cursor_after) == {f"send_cursors.{i}" for i in (1, 2, 3)}

@@ -13,7 +13,7 @@ import copy
 import logging
 import os
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -628,13 +628,13 @@ def test_ad_walk_every_run_when_refresh_hours_is_zero(loaded, sb, monkeypatch, f
 
 
 def test_ad_walk_schedule_walks_all_when_due_and_only_new_campaigns_between(monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sources.marin_social.helpers import AdWalkSchedule
 
     state: dict[str, Any] = {}
     monkeypatch.setattr("dlt.current.source_state", lambda: state)
-    clock = [datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)]
+    clock = [datetime(2026, 1, 1, 0, 0, tzinfo=UTC)]
 
     def run(ids: list[str], hours: float = 24) -> list[str]:
         schedule = AdWalkSchedule(hours, now=lambda: clock[0])

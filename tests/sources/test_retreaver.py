@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest

@@ -297,7 +297,7 @@ def normalise(value) -> str:
         return "0" if text in ("-0", "0") else text
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
+            value = value.astimezone(dt.UTC)
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -312,7 +312,7 @@ def cell_matches(actual, expected: str) -> bool:
     if isinstance(actual, Decimal):
         return actual == Decimal(expected)  # exact, whatever the scale
     if isinstance(actual, dt.datetime):
-        return normalise(actual) == dt.datetime.fromisoformat(expected).astimezone(dt.timezone.utc).isoformat()
+        return normalise(actual) == dt.datetime.fromisoformat(expected).astimezone(dt.UTC).isoformat()
     return normalise(actual) == expected
 
 
