@@ -23,16 +23,22 @@ TEST_SEED = 7
 
 
 @pytest.fixture(autouse=True)
-def _logging_restored():
+def _process_state_restored():
     """A test that calls the CLI in-process (``pipelines.cli.main``) configures the
-    ``marketing_etl`` logger for a terminal (own handler, no propagation); put it
-    back so later tests' ``caplog`` still sees its records."""
+    process for a command: the ``marketing_etl`` logger (own handler, no
+    propagation), ``RUNTIME__LOG_LEVEL`` (dlt's errors only) and, for the demo, the
+    sandbox's variables and ``DLT_DATA_DIR``. Put both back, so a later test's
+    ``caplog`` sees our records and its CLI subprocesses inherit no settings."""
     import logging
 
     logger = logging.getLogger("marketing_etl")
     saved = (list(logger.handlers), logger.propagate, logger.level)
+    environ = dict(os.environ)
     yield
     logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+    if dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="session")
