@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from requests import HTTPError, PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
+from requests.exceptions import RequestException
 
 
 class RateLimiter:
@@ -168,6 +169,10 @@ class MeteredAdapter(HTTPAdapter):
             self.stats.waited_seconds += waited
         try:
             response = super().send(request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                # requests reads the body later, in Session.send: a body cut short
+                # (IncompleteRead) would fail there, uncounted and naming no request.
+                response.content  # noqa: B018 - read here, inside the try
         except Exception as exc:
             with self.stats._lock:
                 self.stats.connection_errors += 1
@@ -175,6 +180,8 @@ class MeteredAdapter(HTTPAdapter):
             # and urllib3's errors chained below it keep it too (dlt pickles the
             # whole chain into its trace): scrub every link before dlt sees it.
             scrub_chain(exc, self.redact)
+            if isinstance(exc, RequestException) and getattr(exc, "request", None) is None:
+                exc.request = _endpoint_only(request)  # describe_error names the endpoint from it
             raise
         with self.stats._lock:
             if response.status_code == 429:
@@ -182,6 +189,15 @@ class MeteredAdapter(HTTPAdapter):
             elif response.status_code >= 500:
                 self.stats.server_errors += 1
         return response
+
+
+def _endpoint_only(request: PreparedRequest) -> PreparedRequest:
+    """Method and URL without query or headers (dlt pickles errors into its trace:
+    a key in the query or an Authorization header must not travel with them)."""
+    endpoint = PreparedRequest()
+    endpoint.method = request.method
+    endpoint.url = urlunsplit(urlsplit(request.url or "")._replace(query="", fragment=""))
+    return endpoint
 
 
 class MeteredClient(Client):
