@@ -60,12 +60,16 @@ class HumanFormatter(logging.Formatter):
         return f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {level}{who + '  ' if who else ''}{record.getMessage()}  {fields}".rstrip()
 
 
-def is_terminal(stream: TextIO = sys.stderr) -> bool:
+def is_terminal(stream: TextIO | None = None) -> bool:
+    # sys.stderr is looked up per call, not bound at import: it may be replaced
+    # (pytest's capture, a daemon redirecting it) after this module is imported.
+    stream = sys.stderr if stream is None else stream
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def configure(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO = sys.stderr) -> None:
+def configure(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO | None = None) -> None:
     """Set up our logger and dlt's level. ``verbosity``: quiet | normal | verbose."""
+    stream = sys.stderr if stream is None else stream
     terminal = is_terminal(stream) if terminal is None else terminal
     logger = logging.getLogger(LOGGER)
     for handler in list(logger.handlers):
@@ -88,8 +92,9 @@ def configure(verbosity: str = "normal", terminal: bool | None = None, stream: T
     Container()[PluggableRunContext].initialize_runtime()
 
 
-def progress_factory(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO = sys.stderr) -> Callable[[str], Any] | None:
+def progress_factory(verbosity: str = "normal", terminal: bool | None = None, stream: TextIO | None = None) -> Callable[[str], Any] | None:
     """dlt progress collectors for a terminal; None (dlt's null collector) otherwise."""
+    stream = sys.stderr if stream is None else stream
     terminal = is_terminal(stream) if terminal is None else terminal
     if verbosity == "quiet" or not terminal:
         return None
