@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from sandbox.server import SandboxThread
 from sources._shared import http
 from sources.retreaver.settings import CATALOGUE_KEYS, TABLE_COLUMNS
 from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
+from tests.transforms.staging import STAGING_DIR, plain_sql
 
 # Requests of a run with nothing new: 1 calls page (the walk stops at the first row
 # older than cursor - lag), 2 pages each for campaigns/affiliates/targets/numbers
@@ -377,7 +377,7 @@ def test_backfill_end_date_without_start_date_is_refused(sandbox, warehouse):
 
 
 # ------------------------------------------------------- doc shapes, loud failures
-STAGING = sorted((Path(__file__).parents[2] / "transforms" / "staging").glob("stg_retreaver__*.sql"))
+STAGING = sorted(STAGING_DIR.glob("stg_retreaver__*.sql"))
 
 
 @pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])
@@ -403,7 +403,7 @@ def test_doc_shapes_full_pages_without_link_and_null_only_columns(sandbox, wareh
     assert warehouse.query("select count(*), count(distinct afid) from retreaver.affiliates")[0] == (t["affiliates"]["count"],) * 2
     assert len(STAGING) == 3
     for path in STAGING:
-        assert warehouse.query(f"select count(*) from ({path.read_text()})")[0][0] > 0, path.name
+        assert warehouse.query(f"select count(*) from ({plain_sql(path)})")[0][0] > 0, path.name
 
 
 def test_catalogue_rows_without_their_key_are_counted_and_do_not_sink_the_calls(sandbox, warehouse, monkeypatch):
