@@ -38,10 +38,20 @@ SOURCE_PLATFORM = {"marin_social": "marin_social", "listenloop": "listenloop", "
 SOURCES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops", "fx")
 NONE = "—"
 
+# CPA and ROAS over a group of marts.marketing_daily rows, for the KPI tiles and the
+# campaigns table alike.
+RATIOS_SQL = """
+    case when sum(spend) > 0 and sum(conversions) filter (where spend is not null) > 0
+         then cast(sum(spend) / sum(conversions) filter (where spend is not null) as decimal(18, 4)) end as cpa,
+    case when sum(spend) filter (where conversions_value is not null) > 0
+         then sum(conversions_value) filter (where spend is not null)
+              / sum(spend) filter (where conversions_value is not null) end as roas,
+"""
+
 # The KPI figures for one period [start, end] of marts.marketing_daily. Sums skip
 # unknown (NULL) spend, so CPA and ROAS divide only over rows whose spend (and, for
 # ROAS, value) is known; the page says how many rows that leaves out.
-KPI_SQL = """
+KPI_SQL = f"""
 select
     sum(spend)                                                   as spend,
     count(*) filter (where spend is null)                        as unknown_spend_rows,
@@ -49,11 +59,7 @@ select
     sum(conversions)                                             as conversions,
     sum(calls)                                                   as calls,
     sum(platform_conversions)                                    as platform_conversions,
-    case when sum(spend) > 0 and sum(conversions) filter (where spend is not null) > 0
-         then cast(sum(spend) / sum(conversions) filter (where spend is not null) as decimal(18, 4)) end as cpa,
-    case when sum(spend) filter (where conversions_value is not null) > 0
-         then sum(conversions_value) filter (where spend is not null)
-              / sum(spend) filter (where conversions_value is not null) end as roas,
+    {RATIOS_SQL.strip()}
     count(*)                                                     as row_count
 from marts.marketing_daily
 where date_day between ? and ?
@@ -201,11 +207,7 @@ def read(serving: Path, days: int) -> Data:
                    sum(spend) as spend, count(*) filter (where spend is null) as unknown_spend_rows,
                    sum(clicks) as clicks, sum(conversions) as conversions, sum(calls) as calls,
                    sum(platform_conversions) as platform_conversions,
-                   case when sum(spend) > 0 and sum(conversions) filter (where spend is not null) > 0
-                        then cast(sum(spend) / sum(conversions) filter (where spend is not null) as decimal(18, 4)) end as cpa,
-                   case when sum(spend) filter (where conversions_value is not null) > 0
-                        then sum(conversions_value) filter (where spend is not null)
-                             / sum(spend) filter (where conversions_value is not null) end as roas,
+                   {RATIOS_SQL.strip()}
                    bool_or(is_spend_estimated) as spend_estimated, bool_or(is_estimated) as spread
             from marts.marketing_daily where date_day between ? and ?
             group by platform, campaign_id
