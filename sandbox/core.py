@@ -100,18 +100,43 @@ class Request:
         return f"{self.base_url}{path or self.path}" + (f"?{urlencode(query)}" if query else "")
 
 
+# How every JSON body is written. Built once: json.dumps builds an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def to_json(value: Any) -> str:
+    """The JSON text ``Response.encode`` writes for ``value``."""
+    return _ENCODER.encode(value)
+
+
+class JSONBytes(bytes):
+    """A body a handler wrote as JSON text itself, byte for byte what ``Response.encode``
+    would write for the object it stands for (hot pages are assembled from cached
+    fragments). Sent as is, and still JSON to the bad-data rules (``Corruptor``)."""
+
+
+# Scalars as json.dumps writes them, for handlers that assemble JSON text: strings
+# with its own escaper (ensure_ascii), numbers as repr() (finite floats only).
+json_str = json.encoder.encode_basestring_ascii
+
+
+def json_opt(value: str | None) -> str:
+    return "null" if value is None else json_str(value)
+
+
 @dataclass
 class Response:
     status: int = 200
-    body: Any = None  # JSON-serialisable object, or bytes sent as they are
+    body: Any = None  # JSON-serialisable object, JSONBytes, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        if isinstance(self.body, (bytes, bytearray)):
-            return bytes(self.body)
-        if self.body is None:
+        body = self.body
+        if isinstance(body, (bytes, bytearray)):
+            return body if type(body) is bytes else bytes(body)
+        if body is None:
             return b""
-        return json.dumps(self.body, separators=(",", ":"), default=str).encode()
+        return _ENCODER.encode(body).encode()
 
 
 Handler = Callable[[Request], Response | Any]
@@ -355,7 +380,9 @@ class Corruptor:
             return [r.as_dict() for r in self._rules]
 
     def apply(self, api: str, path: str, response: Response) -> Response:
-        if not 200 <= response.status < 300 or isinstance(response.body, (bytes, bytearray)):
+        if not 200 <= response.status < 300 or not self._rules:
+            return response
+        if isinstance(response.body, (bytes, bytearray)) and not isinstance(response.body, JSONBytes):
             return response
         with self._lock:
             for rule in self._rules:
