@@ -14,14 +14,18 @@ Money is handled in integer cents of the account's currency throughout.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import random
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from operator import add
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sandbox.core import json_str, to_json
 from sandbox.world import Account, AdCampaign, World
 
 # Contract (README, Marin Social): main_metrics entries counted as conversions.
@@ -76,6 +80,9 @@ def metric_slot(name: str) -> int:
 
 
 CONVERSION_SLOTS = frozenset(s for name in CONVERSION_NAMES for s in (metric_slot(name), metric_slot(name) + 1))
+_LINK_CLICK, _POST_LIKE, _COMMENT, _PHOTO_VIEW, _VIDEO_VIEW, _LIKE, _CTA_CLICKS, _RECALLERS, _INSTALLS, _PURCHASES, _LEADS = (
+    metric_slot(name) for name in ACTIVE_METRICS
+)
 
 # Contract: figures of the last 3 days may still change. Per-mille share of the
 # final figure visible at a given age (days) in the account's timezone: delivery
@@ -222,9 +229,11 @@ class MarinStore:
         self.adset_by_id = {s.id: s for sets in self.adsets_by_campaign.values() for s in sets}
         self.ad_by_id = {a.id: a for ads in self.ads_by_adset.values() for a in ads}
         self._final = lru_cache(maxsize=FINAL_CACHE_SIZE)(self._generate_final)
+        self._local = threading.local()  # a generator per server thread (_generate_final)
+        self._labels: dict[int, tuple[str, str]] = {}  # day offset -> (YYYY-MM-DD, YYYY-MM)
         # Statistics rows of recent queries: a client pages through one query, and
         # each page would otherwise rebuild every row. Keyed by the clock too.
-        self._stats_cache: dict[tuple[Any, ...], list[tuple[dict[str, Any], list[int]]]] = {}
+        self._stats_cache: dict[tuple[Any, ...], list[tuple[str, list[int]]]] = {}
 
     # ---------------------------------------------------------------- dimensions
     def _make_advertisers(self) -> list[Advertiser]:
@@ -381,32 +390,38 @@ class MarinStore:
 
     # ---------------------------------------------------------------- statistics
     def _generate_final(self, ad_id: str, offset: int) -> tuple[int, ...]:
-        """An ad's final (fully matured) figures for one day; never depends on now."""
+        """An ad's final (fully matured) figures for one day; never depends on now.
+
+        ``a + (b - a) * random()`` is ``rng.uniform(a, b)``, spelled out: this runs
+        once per ad and day (over 100,000 times for a scale-10 history)."""
         ad = self.ad_by_id[ad_id]
-        rng = self.world.rng("marin-ad-day", ad_id, offset)
+        rng = getattr(self._local, "rng", None)
+        if rng is None:
+            rng = self._local.rng = random.Random(0)
+        rnd = self.world.reseed(rng, "marin-ad-day", ad_id, offset).random
         v = [0] * VECTOR_LEN
-        impressions = int(ad.base_impressions * rng.uniform(0.6, 1.4))
-        clicks = round(impressions * ad.ctr * rng.uniform(0.8, 1.2))
+        impressions = int(ad.base_impressions * (0.6 + (1.4 - 0.6) * rnd()))
+        clicks = round(impressions * ad.ctr * (0.8 + (1.2 - 0.8) * rnd()))
         link = round(clicks * ad.link_share)
         v[IMPRESSIONS], v[CLICKS] = impressions, clicks
-        v[SPENT] = round(impressions * ad.cpm_cents / 1000 * rng.uniform(0.9, 1.1))
-        v[metric_slot("link_click")] = link
-        v[metric_slot("post_like")] = round(impressions * rng.uniform(0.001, 0.004))
-        v[metric_slot("comment")] = round(impressions * rng.uniform(0.0, 0.0006))
-        v[metric_slot("photo_view")] = round(impressions * rng.uniform(0.0, 0.01))
-        v[metric_slot("video_view")] = round(impressions * rng.uniform(0.01, 0.05))
-        v[metric_slot("like")] = round(clicks * rng.uniform(0.0, 0.05))
-        v[metric_slot("call_to_action_clicks")] = round(link * rng.uniform(0.3, 0.6))
-        v[metric_slot("estimated_ad_recallers")] = round(impressions * rng.uniform(0.02, 0.06))
-        leads = round(link * ad.lead_rate * rng.uniform(0.5, 1.5))
-        installs = round(link * ad.install_rate * rng.uniform(0.5, 1.5))
-        purchases = round(installs * ad.purchase_rate * rng.uniform(0.5, 1.5))
+        v[SPENT] = round(impressions * ad.cpm_cents / 1000 * (0.9 + (1.1 - 0.9) * rnd()))
+        v[_LINK_CLICK] = link
+        v[_POST_LIKE] = round(impressions * (0.001 + (0.004 - 0.001) * rnd()))
+        v[_COMMENT] = round(impressions * (0.0 + (0.0006 - 0.0) * rnd()))
+        v[_PHOTO_VIEW] = round(impressions * (0.0 + (0.01 - 0.0) * rnd()))
+        v[_VIDEO_VIEW] = round(impressions * (0.01 + (0.05 - 0.01) * rnd()))
+        v[_LIKE] = round(clicks * (0.0 + (0.05 - 0.0) * rnd()))
+        v[_CTA_CLICKS] = round(link * (0.3 + (0.6 - 0.3) * rnd()))
+        v[_RECALLERS] = round(impressions * (0.02 + (0.06 - 0.02) * rnd()))
+        leads = round(link * ad.lead_rate * (0.5 + (1.5 - 0.5) * rnd()))
+        installs = round(link * ad.install_rate * (0.5 + (1.5 - 0.5) * rnd()))
+        purchases = round(installs * ad.purchase_rate * (0.5 + (1.5 - 0.5) * rnd()))
         plan = self.plan_by_id[ad.client_id]
-        v[metric_slot("leadgen.other")] = leads
-        v[metric_slot("leadgen.other") + 1] = leads * plan.lead_value_cents
-        v[metric_slot("mobile_app_install")] = installs
-        v[metric_slot("app_custom_event.fb_mobile_purchase")] = purchases
-        v[metric_slot("app_custom_event.fb_mobile_purchase") + 1] = round(purchases * ad.order_value_cents * rng.uniform(0.8, 1.2))
+        v[_LEADS] = leads
+        v[_LEADS + 1] = leads * plan.lead_value_cents
+        v[_INSTALLS] = installs
+        v[_PURCHASES] = purchases
+        v[_PURCHASES + 1] = round(purchases * ad.order_value_cents * (0.8 + (1.2 - 0.8) * rnd()))
         return tuple(v)
 
     def visible(self, ad: Ad, day: date, today: date) -> tuple[int, ...]:
@@ -448,39 +463,76 @@ class MarinStore:
         aggregate: str,
         start: datetime | None,
         end: datetime | None,
-    ) -> list[tuple[dict[str, Any], list[int]]]:
+    ) -> list[tuple[str, list[int]]]:
         """Statistics rows for ``ads`` (all in ``plan``), grouped by level and period,
-        as (id/date columns, summed figures): ``stats_row`` renders only the page shown."""
+        as (id/date columns as JSON object members, summed figures): ``stats_row``
+        renders only the page shown."""
         key = (plan.id, tuple(a.id for a in ads), level, aggregate, start, end, self.world.now)
         cached = self._stats_cache.get(key)
         if cached is not None:
             return cached
         first, stop = self.day_window(plan.account_id, start, end)
         today = self.local_today(plan.account_id)
+        # Day offsets rather than dates, and each ad-day's vector added in one go:
+        # the same buckets as walking campaign_days() and visible() date by date.
+        base = self.world.start.date()
+        today_offset = (today - base).days
+        low = None if first is None else (first - base).days
+        high = None if stop is None else (stop - base).days
+        last_offset: dict[str, int] = {}  # account -> offset of its local today
+        labels = self._period_labels(aggregate)
+        final = self._final
         buckets: dict[tuple[str, str], list[int]] = {}
         ids: dict[str, dict[str, str]] = {}
         for ad in ads:
             group = {"client": ad.client_id, "campaign": ad.campaign_id, "adset": ad.adset_id, "ad": ad.id}[level]
-            ids.setdefault(group, self._ids(ad, level))
-            for day in self.campaign_days(ad):
-                if (first is not None and day < first) or (stop is not None and day >= stop):
-                    continue
-                period = {"day": day.isoformat(), "month": day.strftime("%Y-%m"), "period": ""}[aggregate]
-                acc = buckets.setdefault((period, group), [0] * VECTOR_LEN)
-                for slot, value in enumerate(self.visible(ad, day, today)):
-                    acc[slot] += value
+            if group not in ids:
+                ids[group] = self._ids(ad, level)
+            last = last_offset.get(ad.account_id)
+            if last is None:
+                last = last_offset[ad.account_id] = (self.local_today(ad.account_id) - base).days
+            begin, end_offset = ad.created_day, last + 1
+            if low is not None and low > begin:
+                begin = low
+            if high is not None and high < end_offset:
+                end_offset = high
+            for offset in range(begin, end_offset):
+                if today_offset - offset >= RESTATEMENT_DAYS:
+                    figures = final(ad.id, offset)
+                else:
+                    figures = self.visible(ad, base + timedelta(days=offset), today)
+                bucket = (labels(offset), group)
+                acc = buckets.get(bucket)
+                buckets[bucket] = list(figures) if acc is None else list(map(add, acc, figures))
         rows = []
+        ids_text = {group: to_json(columns)[1:-1] for group, columns in ids.items()}
         for period, group in sorted(buckets):
-            head: dict[str, Any] = dict(ids[group])
+            head = ids_text[group]
             if aggregate == "day":
-                head["date"] = period
+                head += f',"date":{json_str(period)}'
             elif aggregate == "month":
-                head["month"] = period
+                head += f',"month":{json_str(period)}'
             rows.append((head, buckets[(period, group)]))
         if len(self._stats_cache) > 16:
             self._stats_cache.clear()
         self._stats_cache[key] = rows
         return rows
+
+    def _period_labels(self, aggregate: str) -> Callable[[int], str]:
+        """Day offset -> the row's period: its date (day), month (month) or "" (period)."""
+        if aggregate == "period":
+            return lambda offset: ""
+        column = 0 if aggregate == "day" else 1
+        known = self._labels
+
+        def label(offset: int) -> str:
+            texts = known.get(offset)
+            if texts is None:
+                day = self.world.day(offset)
+                texts = known[offset] = (day.isoformat(), day.strftime("%Y-%m"))
+            return texts[column]
+
+        return label
 
     @staticmethod
     def _ids(ad: Ad, level: str) -> dict[str, str]:
@@ -563,36 +615,44 @@ def _ratio(num: float, den: float, factor: float = 1.0) -> float:
     return round(num * factor / den, 4) if den else 0
 
 
-def stats_row(head: dict[str, Any], v: list[int]) -> dict[str, Any]:
+# main_metrics as JSON text: the inactive metrics are constants, the active ones
+# take (amount, number) in the order of MAIN_METRIC_NAMES.
+_METRICS_TEMPLATE = ",".join(
+    f'{{"name":{json_str(name)},"amount":%s,"number":%d,"object_id":""}}'
+    if name in ACTIVE_METRICS
+    else f'{{"name":{json_str(name)},"amount":0,"number":0,"object_id":""}}'
+    for name in MAIN_METRIC_NAMES
+)
+_METRIC_SLOTS = tuple(metric_slot(name) for name in MAIN_METRIC_NAMES if name in ACTIVE_METRICS)
+_CONVERSION_NUMBER_SLOTS = tuple(metric_slot(n) for n in CONVERSION_NAMES)
+
+
+def stats_row(head: str, v: list[int]) -> str:
     """The vendor doc's statistics row for a summed figures vector, after the id
-    (and date) columns in ``head``."""
+    (and date) columns in ``head`` (JSON object members), as JSON text: what
+    json.dumps wrote for the row object (keys, order, int/float types), written
+    directly since a page holds up to 300 rows of 19 metrics. Numbers are
+    repr()'s, as json.dumps writes them (all finite: ratios have a non-zero
+    denominator)."""
     impressions, clicks, spent = v[IMPRESSIONS], v[CLICKS], v[SPENT]
-    link = v[metric_slot("link_click")]
-    conversions = sum(v[metric_slot(n)] for n in CONVERSION_NAMES)
-    income = sum(v[metric_slot(n) + 1] for n in CONVERSION_NAMES)
-    metrics = []
-    for name in MAIN_METRIC_NAMES:
-        number = amount = 0
-        if name in ACTIVE_METRICS:
-            number, amount = v[metric_slot(name)], v[metric_slot(name) + 1]
-        metrics.append({"name": name, "amount": cents_to_json(amount), "number": number, "object_id": ""})
-    return {
-        **head,
-        "ctr": _ratio(clicks, impressions, 100),
-        "ctrLinks": _ratio(link, impressions, 100),
-        "convRate": _ratio(conversions, clicks, 100),
-        "convRateLinks": _ratio(conversions, link, 100),
-        "cpc": _ratio(spent / 100, clicks),
-        "cpm": _ratio(spent / 100, impressions, 1000),
-        "cpa": _ratio(spent / 100, conversions),
-        "income": cents_to_json(income),
-        "roi": _ratio(income - spent, spent, 100),
-        "main_metrics": metrics,
-        "other_metrics": [],
-        "impression": impressions,
-        "click": clicks,
-        "spent": cents_to_json(spent),
-    }
+    link = v[_LINK_CLICK]
+    c1, c2, c3 = _CONVERSION_NUMBER_SLOTS
+    conversions = v[c1] + v[c2] + v[c3]
+    income = v[c1 + 1] + v[c2 + 1] + v[c3 + 1]
+    values: list[Any] = []
+    for slot in _METRIC_SLOTS:
+        amount = v[slot + 1]
+        values.append(str(amount // 100) if amount % 100 == 0 else repr(amount / 100))  # cents_to_json
+        values.append(v[slot])
+    return (
+        f'{{{head}{"," if head else ""}"ctr":{_ratio(clicks, impressions, 100)!r},'
+        f'"ctrLinks":{_ratio(link, impressions, 100)!r},"convRate":{_ratio(conversions, clicks, 100)!r},'
+        f'"convRateLinks":{_ratio(conversions, link, 100)!r},"cpc":{_ratio(spent / 100, clicks)!r},'
+        f'"cpm":{_ratio(spent / 100, impressions, 1000)!r},"cpa":{_ratio(spent / 100, conversions)!r},'
+        f'"income":{cents_to_json(income)!r},"roi":{_ratio(income - spent, spent, 100)!r},'
+        f'"main_metrics":[{_METRICS_TEMPLATE % tuple(values)}],"other_metrics":[],"impression":{impressions},'
+        f'"click":{clicks},"spent":{cents_to_json(spent)!r}}}'
+    )
 
 
 def nb_pages(total: int, limit: int) -> int:

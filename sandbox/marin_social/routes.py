@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.core import HTTPError, JSONBytes, Request, Response, Router, to_json
 from sandbox.marin_social.models import (
     AGGREGATES,
     LEVELS,
@@ -211,20 +211,28 @@ def paginate(request: Request, items: Sequence[T], render: Callable[[T], dict[st
     ``key`` and ``page``, as every doc example shows: NOT the request's other
     parameters (``level``, ``aggregate``, dates), so a client must ask for page N
     itself. Null on the last page (contract). Only the page's items are rendered."""
+    chunk, page_range = _page(request, items)
+    return {"data": [render(item) for item in chunk], "range": page_range}
+
+
+def paginate_text(request: Request, items: Sequence[T], render: Callable[[T], str]) -> JSONBytes:
+    """``paginate`` for rows rendered as JSON text (statistics): the same bytes."""
+    chunk, page_range = _page(request, items)
+    return JSONBytes(f'{{"data":[{",".join(map(render, chunk))}],"range":{to_json(page_range)}}}'.encode())
+
+
+def _page(request: Request, items: Sequence[T]) -> tuple[Sequence[T], dict[str, Any]]:
     limit = request.int_arg("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)  # above 300: capped
     page = request.int_arg("page", 1, minimum=1)
-    chunk = [render(item) for item in items[(page - 1) * limit : page * limit]]
+    chunk = items[(page - 1) * limit : page * limit]
     more = page * limit < len(items)
-    return {
-        "data": chunk,
-        "range": {
-            "total": len(items),
-            "limit": limit,
-            "nb_pages": nb_pages(len(items), limit),
-            "page": page,
-            "results": len(chunk),
-            "next": _next_url(request, limit, page + 1) if more else None,
-        },
+    return chunk, {
+        "total": len(items),
+        "limit": limit,
+        "nb_pages": nb_pages(len(items), limit),
+        "page": page,
+        "results": len(chunk),
+        "next": _next_url(request, limit, page + 1) if more else None,
     }
 
 
@@ -273,7 +281,7 @@ def _timestamp(request: Request, name: str) -> datetime | None:
         raise fail(400, f"{name} must be a UNIX timestamp") from None
 
 
-def _statistics(store: MarinStore, request: Request, plan: MediaPlan, ads: list[Ad], scope: str) -> dict[str, Any]:
+def _statistics(store: MarinStore, request: Request, plan: MediaPlan, ads: list[Ad], scope: str) -> JSONBytes:
     """Vendor doc, "Get statistics about ...": aggregate (period|day|month, default
     period), start_date/end_date (UNIX seconds; contract: end exclusive), level
     (default: the endpoint's own object), limit/page. A day belongs to the window
@@ -292,7 +300,7 @@ def _statistics(store: MarinStore, request: Request, plan: MediaPlan, ads: list[
         raise fail(400, "start_date is required when aggregate is day or month")
     if start is not None and end is not None and end <= start:
         raise fail(400, "end_date must be after start_date")
-    return paginate(request, store.statistics(plan, ads, level, aggregate, start, end), lambda row: stats_row(*row))
+    return paginate_text(request, store.statistics(plan, ads, level, aggregate, start, end), lambda row: stats_row(*row))
 
 
 # -------------------------------------------------------------------- routes
