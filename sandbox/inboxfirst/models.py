@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
@@ -80,6 +81,7 @@ def maturity(age_hours: float, family: str) -> float:
     return 1.0 - math.exp(-age_hours / tau)
 
 
+@lru_cache(maxsize=4096)  # a few hundred names and topics, asked once per link
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -165,6 +167,7 @@ class InboxFirstStore:
         self._sends = 0  # sends generated so far (drives the link-count pattern)
         self._links_lru: OrderedDict[int, list[Link]] = OrderedDict()
         self._final_sums: dict[int, dict[int, dict[str, int]]] = {}  # campaign -> content -> counters
+        self.html_cache: dict[tuple[int, int], str] = {}  # (campaign, content) -> HTML preview
         self._make_drafts()
         self.generate_through(world.now)
 
@@ -318,7 +321,10 @@ class InboxFirstStore:
 
     @staticmethod
     def link_row(link: Link, age_hours: float) -> dict[str, Any]:
-        m = maturity(age_hours, "click")
+        return InboxFirstStore._link_row(link, maturity(age_hours, "click"))
+
+    @staticmethod
+    def _link_row(link: Link, m: float) -> dict[str, Any]:
         return {
             "clicks_total": round(link.clicks_total * m),
             "clicks_unique": round(link.clicks_unique * m),
@@ -392,13 +398,15 @@ class InboxFirstStore:
         }
         for t, loc in _BOUNCE_LEAVES:
             out[f"bounce_{t}_{loc}"] = grow(f"bounce_{t}_{loc}", "bounce")
-        clicks = {"clicks_total": 0, "clicks_unique": 0, "clicks_unique_by_link": 0}
+        # The content's links' rows summed (link_row's rounding, maturity computed once).
+        m = maturity(age, "click")
+        total = unique = by_link = 0
         for link in self.links(campaign):
             if link.content_id == content.id:
-                row = self.link_row(link, age)
-                for key in clicks:
-                    clicks[key] += row[key]
-        out.update(clicks)
+                total += round(link.clicks_total * m)
+                unique += round(link.clicks_unique * m)
+                by_link += round(link.clicks_unique_by_link * m)
+        out.update({"clicks_total": total, "clicks_unique": unique, "clicks_unique_by_link": by_link})
         if final:
             self._final_sums.setdefault(campaign.id, {})[content.id] = out
         return out
@@ -412,9 +420,9 @@ class InboxFirstStore:
         if campaign.is_draft:
             return []  # "if a campaign hasn't yet delivered, this API will return an empty list"
         pattern = re.compile("^" + ".*".join(re.escape(part) for part in url.split("*")) + "$") if url else None
-        age = self.age_hours(campaign, now)
+        m = maturity(self.age_hours(campaign, now), "click")
         rows = [
-            self.link_row(link, age)
+            self._link_row(link, m)
             for link in self.links(campaign)
             if (content_id is None or link.content_id == content_id) and (pattern is None or pattern.match(link.url))
         ]
@@ -558,10 +566,16 @@ def stat_summary(counters: dict[str, int], fmt: str | None) -> dict[str, Any]:
 
 
 def _html(store: InboxFirstStore, campaign: Campaign, content: Content) -> str:
-    """A short HTML body showing the content's first three links."""
-    urls = [url for url, _, _, _ in islice(store.raw_links(campaign, content), 3)]
-    anchors = "".join(f'<p><a href="{url}">{url.split("?")[0]}</a></p>' for url in urls)
-    return f"<!DOCTYPE html>\n<html>\n<head>\n</head>\n<body>\n<h1>{content.subject}</h1>\n{anchors}\n</body>\n</html>"
+    """A short HTML body showing the content's first three links (kept: it never
+    changes, and lists and details show it on every read)."""
+    key = (campaign.id, content.id)
+    html = store.html_cache.get(key)
+    if html is None:
+        urls = [url for url, _, _, _ in islice(store.raw_links(campaign, content), 3)]
+        anchors = "".join(f'<p><a href="{url}">{url.split("?")[0]}</a></p>' for url in urls)
+        html = f"<!DOCTYPE html>\n<html>\n<head>\n</head>\n<body>\n<h1>{content.subject}</h1>\n{anchors}\n</body>\n</html>"
+        store.html_cache[key] = html
+    return html
 
 
 def _text(content: Content) -> str:
