@@ -116,16 +116,20 @@ class Sandbox:
             scale = scale if scale is not None else (old.scale if old else 1.0)
             if now is None:
                 now = getattr(self, "initial_now", None)
-            for emulator in self.emulators.values():
-                emulator.close()
             world = {"seed": seed, "scale": scale, "doc_shapes": self.doc_shapes}
-            self.world = World(now=now, **world) if now else World(**world)
-            self.initial_now = self.world.now
-            self.emulators = {api: _load(EMULATORS[api])(self.world) for api in self.apis}
-            self.routes = {}
-            for emulator in self.emulators.values():
-                for prefix, router in emulator.prefixes.items():
-                    self.routes[prefix] = (emulator, router)
+            new_world = World(now=now, **world) if now else World(**world)
+            # The new emulators are built before the old ones go: a request that
+            # arrives meanwhile is served by the old world, not by a closed store.
+            emulators = {api: _load(EMULATORS[api])(new_world) for api in self.apis}
+            routes = {prefix: (emulator, router) for emulator in emulators.values() for prefix, router in emulator.prefixes.items()}
+            retired = self.emulators.values()
+            self.world, self.initial_now = new_world, new_world.now
+            self.emulators, self.routes = emulators, routes
+            for emulator in retired:
+                # Under its lock: closing sqlite under a running query crashed the
+                # process (a segfault, with requests in flight during a reset).
+                with emulator.lock:
+                    emulator.close()
             self.faults = FaultInjector(seed)
             self.corruptions.clear()
             self.log.clear()
@@ -159,7 +163,8 @@ class Sandbox:
 
     def close(self) -> None:
         for emulator in self.emulators.values():
-            emulator.close()
+            with emulator.lock:
+                emulator.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
