@@ -129,6 +129,10 @@ class Response:
     status: int = 200
     body: Any = None  # JSON-serialisable object, JSONBytes, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
+    # Work for after the answer is sent (under the emulator's lock), while the
+    # client reads it: e.g. rendering the page a walk asks for next. Never part
+    # of an answer; dropped when a bad-data rule rewrites the body.
+    after: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def encode(self) -> bytes:
         body = self.body

@@ -258,7 +258,15 @@ class _Handler(BaseHTTPRequestHandler):
         response = sandbox.corruptions.apply(emulator.name, rest, response)
         entry["status"] = response.status
         sandbox.log.add(entry)
-        self._send(response, truncate=fault is not None and fault.kind == "truncate")
+        truncate = fault is not None and fault.kind == "truncate"
+        self._send(response, truncate=truncate)
+        if response.after is not None and not truncate:
+            try:
+                with emulator.lock:
+                    response.after()
+            except Exception as exc:  # the answer is out; read-ahead is only a saving
+                if self.server.verbose:
+                    self.log_error("read-ahead failed: %r", exc)
 
     def _send(self, response: Response, truncate: bool = False) -> None:
         payload = response.encode()

@@ -28,6 +28,7 @@ from sandbox.retreaver.models import (
 )
 
 PER_PAGE = 25  # "returns 25 results per page" (doc: Paginated)
+RECENT_CALLS = 5_000  # rendered calls kept (RecentCalls): a few pages of 100, ~12 MB of v2 text
 MAX_PER_PAGE = 100  # contract: per_page accepted up to 100
 REPORT_FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value")
 
@@ -263,6 +264,30 @@ class CallRenderer:
         )
 
 
+class RecentCalls:
+    """The JSON text of recently rendered calls, first in first out.
+
+    A call's text is a pure function of its store (fixed until a reset, which
+    builds a new store, routers and this cache) and of its row, where only the
+    conversion moves with the clock: (renderer, uuid, converted) is the whole
+    key, and an advance needs no invalidation (a converted call is a new key).
+    Holds the page read ahead for a walk, and what a client reads again.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._texts: dict[tuple[Any, ...], str] = {}
+
+    def text(self, render: Callable[[dict[str, Any]], str], call: dict[str, Any]) -> str:
+        key = (render, call["uuid"], call["converted"])
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = render(call)
+            if len(self._texts) > self.capacity:
+                del self._texts[next(iter(self._texts))]
+        return text
+
+
 _HUNG_UP_BY = ('"caller"', '"caller"', '"target"')
 _REQUEST_ID = "%08x-%04x-%04x-%04x-%012x,%08x-%04x-%04x-%04x-%012x"
 _BATCH_UUID = "%08x-%04x-4%03x-%04x-%012x"
@@ -480,6 +505,7 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
         )
 
     renderer = CallRenderer(store)
+    recent = RecentCalls(RECENT_CALLS)
 
     def list_calls(render: Callable[[dict[str, Any]], str], v2: bool = False) -> Callable[[Request], Response]:
         def handler(request: Request) -> Response:
@@ -497,8 +523,14 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
             offset, limit, headers = paginate(request, store.count_calls(flt), link=not (v2 and store.world.doc_shapes))
             rows = store.list_calls(flt, sort_by, descending, offset, limit)
             # [{"call": {...}}, ...] as JSON text.
-            body = '{"call":' + '},{"call":'.join(map(render, rows)) + "}" if rows else ""
-            return Response(200, JSONBytes(f"[{body}]".encode()), headers)
+            body = '{"call":' + '},{"call":'.join([recent.text(render, row) for row in rows]) + "}" if rows else ""
+
+            def read_ahead() -> None:
+                # A full page: a walk asks for the next one once it has read this one.
+                for row in store.list_calls(flt, sort_by, descending, offset + limit, limit):
+                    recent.text(render, row)
+
+            return Response(200, JSONBytes(f"[{body}]".encode()), headers, after=read_ahead if len(rows) == limit else None)
 
         return handler
 
@@ -507,7 +539,7 @@ def build_routers(store: RetreaverStore) -> tuple[Router, Router]:
             call = store.get_call(split_format(request.params["ref"]))
             if call is None:
                 raise fail(404)
-            return Response(200, JSONBytes(f'{{"call":{render(call)}}}'.encode()))
+            return Response(200, JSONBytes(f'{{"call":{recent.text(render, call)}}}'.encode()))
 
         return handler
 
