@@ -8,6 +8,7 @@ credentials) is the one all of them use.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from pathlib import Path
@@ -58,7 +59,11 @@ def make_destination(warehouse: str | Path) -> Any:
     if name == "duckdb":
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-        return dlt.destinations.duckdb(DuckDbCredentials(str(Path(warehouse).resolve()), global_config=duckdb_settings()))
+        # One load job at a time (dlt runs 20): DuckDB has one writer anyway, and each
+        # concurrent copy job holds its own parquet read buffers outside the cap.
+        if "load.workers" not in dlt.config:
+            dlt.config["load.workers"] = 1
+        return _spilling_duckdb()(DuckDbCredentials(str(Path(warehouse).resolve()), global_config=duckdb_settings()))
     # Any other destination is dlt's own, configured the dlt way: credentials from
     # [destination.<name>.credentials] in secrets.toml or DESTINATION__<NAME>__CREDENTIALS.
     from dlt.common.destination import Destination
@@ -66,20 +71,79 @@ def make_destination(warehouse: str | Path) -> Any:
     return Destination.from_reference(name)
 
 
+@functools.cache
+def _spilling_duckdb() -> Any:
+    """dlt's DuckDB destination with a merge that can run under a memory cap.
+
+    dlt deduplicates a merge's staging rows with ``ROW_NUMBER() OVER (PARTITION BY
+    <key>)`` over every column; DuckDB cannot spill that window, so a first load's
+    merge needs the whole table in memory (Marin Social at scale 10 failed under a
+    256 MB cap; measured on 1M call rows: "Out of Memory Error" at 200 MB). The same
+    choice made by a GROUP BY over the key and the physical ``rowid`` alone spills,
+    and keeps the row dlt keeps: the one with the highest (``dedup_sort: desc``) or
+    lowest (``asc``) sort value, NULL sort values last, any row when there is no
+    sort column. ``rowid`` (not ``_dlt_id``) also separates a row copied twice into
+    staging by a retried load job. The SQL is dlt's own everywhere else; other
+    destinations (Postgres sorts spill) keep dlt's window. Built lazily: dlt's
+    destination modules load on first use.
+    """
+    from dlt.common.destination.reference import DestinationReference
+    from dlt.destinations.impl.duckdb.duck import DuckDbClient
+    from dlt.destinations.sql_jobs import SqlMergeFollowupJob
+
+    class SpillingDedupMergeJob(SqlMergeFollowupJob):
+        @classmethod
+        def gen_select_from_dedup_sql(cls, table_name, primary_keys, columns, dedup_sort=None, condition=None,
+                                      condition_columns=None, skip_dedup=False):  # type: ignore[no-untyped-def]
+            if skip_dedup:
+                return super().gen_select_from_dedup_sql(table_name, primary_keys, columns, dedup_sort, condition,
+                                                         condition_columns, skip_dedup)
+            if dedup_sort is None:
+                keep = "min(rowid)"
+            else:
+                pick = "arg_max" if dedup_sort[1].lower() == "desc" else "arg_min"
+                keep = f"coalesce({pick}(rowid, {dedup_sort[0]}), min(rowid))"
+            keys = ", ".join(primary_keys)
+            return (
+                f"SELECT {', '.join(columns)} FROM {table_name} "
+                f"WHERE rowid IN (SELECT {keep} FROM {table_name} GROUP BY {keys}) AND ({condition or '1 = 1'})"
+            )
+
+    class SpillingDuckDbClient(DuckDbClient):
+        def _create_merge_followup_jobs(self, table_chain):  # type: ignore[no-untyped-def]
+            return [SpillingDedupMergeJob.from_table_chain(table_chain, self.sql_client)]
+
+    class duckdb(dlt.destinations.duckdb):  # noqa: N801 - dlt names its factories in lower case
+        @property
+        def client_class(self) -> Any:
+            return SpillingDuckDbClient
+
+        @property
+        def destination_type(self) -> str:
+            # dlt's own type: the pipeline state, dataset() and sqlglot's dialect key on it.
+            return DestinationReference.normalize_type("dlt.destinations.duckdb")
+
+    return duckdb
+
+
 # DuckDB keeps insertion order unless told not to, and buffers rows to do so; no
-# model relies on row order. Its memory cap stays DuckDB's (80 % of RAM) unless
-# [warehouse] duckdb_memory_limit (WAREHOUSE__DUCKDB_MEMORY_LIMIT, e.g. "1GB") sets
-# one: a cap makes sorts and joins spill to <warehouse>.tmp, but the window dlt's
-# merge deduplicates with cannot spill all of it, and 256MB failed Marin Social's
-# first merge at scale 10 ("Out of Memory Error"), so no default cap is set.
+# model relies on row order. Loads run under a memory cap (DuckDB's own default is
+# 80 % of RAM, which it fills with cached blocks), on one thread: sorts, joins and
+# the merge's deduplication (_spilling_duckdb) spill to <warehouse>.tmp instead.
+# Measured at scale 10, every source: peak RSS 1,107 MB with DuckDB's defaults,
+# 665 MB with these (docs/benchmarks.md). [warehouse] duckdb_memory_limit and
+# duckdb_threads (WAREHOUSE__DUCKDB_MEMORY_LIMIT="1GB", ..._THREADS=4) override
+# them for a bigger machine.
+DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_THREADS = 1
 
 
 def duckdb_settings() -> dict[str, Any]:
-    settings: dict[str, Any] = {"preserve_insertion_order": False}
-    limit = dlt.config.get("warehouse.duckdb_memory_limit")
-    if limit:
-        settings["memory_limit"] = str(limit)
-    return settings
+    return {
+        "preserve_insertion_order": False,
+        "memory_limit": str(dlt.config.get("warehouse.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT),
+        "threads": int(dlt.config.get("warehouse.duckdb_threads") or DUCKDB_THREADS),
+    }
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:

@@ -1,0 +1,75 @@
+"""The DuckDB destination's merge (pipelines/warehouse.py): dlt's choice of row per
+key, made with SQL DuckDB can spill, so a first load fits under a memory cap."""
+
+from __future__ import annotations
+
+import dlt
+import duckdb
+import pytest
+
+from pipelines.warehouse import make_pipeline
+
+
+@dlt.resource(name="items", primary_key="key", write_disposition="merge", columns={"version": {"data_type": "bigint", "dedup_sort": "desc"}})
+def versioned(rows):
+    yield rows
+
+
+def loaded(warehouse, table: str = "items") -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.sql(f"SELECT key, version, payload FROM dedup.{table} ORDER BY key").fetchall()
+
+
+def test_merge_keeps_the_row_dlt_keeps_per_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    warehouse = tmp_path / "w.duckdb"
+    pipeline = make_pipeline("dedup", warehouse)
+    pipeline.run(
+        versioned(
+            [
+                {"key": 1, "version": 1, "payload": "old"},
+                {"key": 1, "version": 3, "payload": "newest"},  # dedup_sort desc: the highest version wins
+                {"key": 1, "version": None, "payload": "unversioned"},  # NULL sorts last, as in dlt's window
+                {"key": 2, "version": None, "payload": "only unversioned"},  # every version NULL: one row still kept
+                {"key": 2, "version": None, "payload": "only unversioned"},
+            ]
+        ),
+        loader_file_format="parquet",
+    )
+    assert loaded(warehouse) == [(1, 3, "newest"), (2, None, "only unversioned")]
+    # The next load replaces a key's row; identical copies in one load are one row.
+    pipeline.run(versioned([{"key": 2, "version": 9, "payload": "second load"}] * 2), loader_file_format="parquet")
+    assert loaded(warehouse) == [(1, 3, "newest"), (2, 9, "second load")]
+    assert pipeline.destination.destination_type == "dlt.destinations.duckdb"  # dlt's own type: state and dataset() key on it
+
+
+@dlt.resource(name="wide", primary_key="key", write_disposition="merge")
+def wide_rows(count: int):
+    filler = "x" * 1500
+    for start in range(0, count, 1000):
+        yield [{"key": i, "version": i % 7, "payload": f"{i}-{filler}"} for i in range(start, min(start + 1000, count))]
+
+
+def test_a_first_merge_bigger_than_the_memory_cap_spills_instead_of_failing(tmp_path, monkeypatch):
+    """~75 MB of staging rows under a 32 MB cap: dlt's ROW_NUMBER window fails with
+    DuckDB's "Out of Memory Error" (checked below, so the cap really binds); ours spills."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_MEMORY_LIMIT", "32MB")
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_THREADS", "1")
+    rows = 50_000
+    warehouse = tmp_path / "w.duckdb"
+    make_pipeline("dedup", warehouse).run(wide_rows(rows), loader_file_format="parquet")
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.sql("SELECT count(*), count(DISTINCT key) FROM dedup.wide").fetchone() == (rows, rows)
+
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    from pipelines.warehouse import duckdb_settings
+
+    stock = dlt.pipeline(
+        pipeline_name="stock_dedup",
+        destination=dlt.destinations.duckdb(DuckDbCredentials(str(tmp_path / "stock.duckdb"), global_config=duckdb_settings())),
+        dataset_name="dedup",
+    )
+    with pytest.raises(Exception, match="Out of Memory"):
+        stock.run(wide_rows(rows), loader_file_format="parquet")
