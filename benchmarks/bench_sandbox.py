@@ -5,7 +5,10 @@
 The sandbox runs in its own process (as for every benchmark); one keep-alive
 ``http.client`` connection per API walks what a full load reads, one page at a
 time. Only request -> last byte of the body is timed: the JSON is parsed (to count
-rows) outside the clock, so the figures are the sandbox's, not the client's.
+rows) outside the clock, so the figures are the sandbox's, not the client's. That
+parse is also the time a client spends between two pages, which the sandbox uses
+to render the next Retreaver call page ahead (read-ahead): the figures are what a
+client that reads its pages sees; one that asks back-to-back would wait longer.
 
 Walks (rows are what the page holds: calls, statistics rows, links...):
 - retreaver_calls: v2 call log, sort_by=updated_at, 100 a page, every page;
