@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -277,14 +278,18 @@ class RecentCalls:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._texts: dict[tuple[Any, ...], str] = {}
+        # Insertion order apart: next(iter(dict)) after many deletions from the
+        # front walks their tombstones (1.6 us an eviction instead of 0.2 here).
+        self._order: deque[tuple[Any, ...]] = deque()
 
     def text(self, render: Callable[[dict[str, Any]], str], call: dict[str, Any]) -> str:
         key = (render, call["uuid"], call["converted"])
         text = self._texts.get(key)
         if text is None:
             text = self._texts[key] = render(call)
-            if len(self._texts) > self.capacity:
-                del self._texts[next(iter(self._texts))]
+            self._order.append(key)
+            if len(self._order) > self.capacity:
+                del self._texts[self._order.popleft()]
         return text
 
 
