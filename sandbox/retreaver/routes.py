@@ -24,6 +24,7 @@ from sandbox.retreaver.models import (
     fmt_offset,
     fmt_z,
     fmt_zms,
+    money,
     money_str,
     ms_of,
 )
@@ -315,7 +316,7 @@ def _below(bits: Callable[[int], int], n: int) -> int:
 
 def _money(cents: int | None) -> str:
     """``money(cents)`` as JSON text."""
-    return "null" if cents is None else repr(round(cents / 100, 2))
+    return "null" if cents is None else repr(money(cents))  # json.dumps writes a float as repr()
 
 
 def render_campaign(store: RetreaverStore, index: int) -> dict[str, Any]:
