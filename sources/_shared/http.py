@@ -51,6 +51,58 @@ class RateLimiter:
         return wait
 
 
+class InFlightLimiter:
+    """At most ``limit`` requests of one API open at once, across every thread
+    (None: no cap). Counts the requests open now and the most ever open.
+
+    Why ours: a source that fetches independent pages side by side (dlt's extract
+    worker pool) must still never hold more connections to a vendor than its
+    setting allows, whatever the pool size. ``limit`` may be changed while in use.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.current = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def set_limit(self, limit: int | None) -> None:
+        with self._cond:
+            self.limit = limit
+            self._cond.notify_all()
+
+    def __enter__(self) -> InFlightLimiter:
+        with self._cond:
+            while self.limit and self.current >= self.limit:
+                self._cond.wait()
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._cond:
+            self.current -= 1
+            self._cond.notify()
+
+
+# Upper bound of any source's max_concurrent_requests setting (and the size of the
+# connection pool kept per API, so no connection is opened and thrown away).
+MAX_IN_FLIGHT = 32
+
+
+def concurrency_setting(api: str, value: Any) -> int:
+    """A source's ``max_concurrent_requests`` as an int in 1..MAX_IN_FLIGHT, or a
+    ValueError naming the setting."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= MAX_IN_FLIGHT:
+        raise ValueError(f"{api}: max_concurrent_requests must be an integer from 1 to {MAX_IN_FLIGHT} "
+                         f"(SOURCES__{api.upper()}__MAX_CONCURRENT_REQUESTS), not {value!r}")
+    return number
+
+
 SKIPS_KEPT = 20  # skipped entities listed one by one in ops.runs (all are counted)
 
 
@@ -63,6 +115,8 @@ class RequestStats:
     server_errors: int = 0  # 5xx answers
     connection_errors: int = 0
     waited_seconds: float = 0.0
+    # Most requests open at once (1 for a source that walks its pages one by one).
+    max_in_flight: int = 0
     # Per-entity answers that stayed errors after retries (see entity_error_hook).
     skipped_entities: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -75,6 +129,7 @@ class RequestStats:
             "server_errors": self.server_errors,
             "connection_errors": self.connection_errors,
             "waited_seconds": round(self.waited_seconds, 3),
+            "max_in_flight": self.max_in_flight,
             "skipped_entities": self.skipped_entities,
             "skipped": list(self.skipped),
         }
@@ -153,9 +208,13 @@ def warn_plain_http(api: str, url: str) -> None:
 
 
 class MeteredAdapter(HTTPAdapter):
-    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", in_flight: InFlightLimiter | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("pool_maxsize", MAX_IN_FLIGHT)
         super().__init__(**kwargs)
         self.limiter = limiter
+        self.in_flight = in_flight or InFlightLimiter()
         self.stats = stats
         self.redact = redact
         self.api = api
@@ -163,26 +222,31 @@ class MeteredAdapter(HTTPAdapter):
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
         if self.api and self.redact.secrets and (request.url or "").startswith("http://"):
             warn_plain_http(self.api, request.url or "")  # a key is about to go out in clear text
-        waited = self.limiter.acquire()
-        with self.stats._lock:
-            self.stats.requests += 1
-            self.stats.waited_seconds += waited
-        try:
-            response = super().send(request, *args, **kwargs)
-            if not kwargs.get("stream"):
-                # requests reads the body later, in Session.send: a body cut short
-                # (IncompleteRead) would fail there, uncounted and naming no request.
-                response.content  # noqa: B018 - read here, inside the try
-        except Exception as exc:
+        # A slot first, then the rate limiter, so the paced start is when the request
+        # really goes: paced first, requests that then queued for a slot could leave
+        # together, a burst over the rate.
+        with self.in_flight:
+            waited = self.limiter.acquire()
             with self.stats._lock:
-                self.stats.connection_errors += 1
-            # requests puts the full URL (with ?api_key=...) into connection errors,
-            # and urllib3's errors chained below it keep it too (dlt pickles the
-            # whole chain into its trace): scrub every link before dlt sees it.
-            scrub_chain(exc, self.redact)
-            if isinstance(exc, RequestException) and getattr(exc, "request", None) is None:
-                exc.request = _endpoint_only(request)  # describe_error names the endpoint from it
-            raise
+                self.stats.requests += 1
+                self.stats.waited_seconds += waited
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight.peak)
+            try:
+                response = super().send(request, *args, **kwargs)
+                if not kwargs.get("stream"):
+                    # requests reads the body later, in Session.send: a body cut short
+                    # (IncompleteRead) would fail there, uncounted and naming no request.
+                    response.content  # noqa: B018 - read here, inside the try
+            except Exception as exc:
+                with self.stats._lock:
+                    self.stats.connection_errors += 1
+                # requests puts the full URL (with ?api_key=...) into connection errors,
+                # and urllib3's errors chained below it keep it too (dlt pickles the
+                # whole chain into its trace): scrub every link before dlt sees it.
+                scrub_chain(exc, self.redact)
+                if isinstance(exc, RequestException) and getattr(exc, "request", None) is None:
+                    exc.request = _endpoint_only(request)  # describe_error names the endpoint from it
+                raise
         with self.stats._lock:
             if response.status_code == 429:
                 self.stats.throttled += 1
@@ -203,9 +267,11 @@ def _endpoint_only(request: PreparedRequest) -> PreparedRequest:
 class MeteredClient(Client):
     """dlt's retrying requests client with our adapter mounted underneath."""
 
-    def __init__(self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, limiter: RateLimiter, stats: RequestStats, redact: Redactor, api: str = "", in_flight: InFlightLimiter | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self._metered_adapter = MeteredAdapter(limiter, stats, redact, api)
+        self._metered_adapter = MeteredAdapter(limiter, stats, redact, api, in_flight)
 
     def _make_session(self) -> Session:
         session = super()._make_session()
@@ -221,14 +287,25 @@ _CLIENTS: dict[str, tuple[MeteredClient, RequestStats]] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def session_for(api: str, rate_per_second: float | None = None, secrets: Iterable[str | None] = ()) -> Session:
-    """The shared, rate-limited, metered, retrying session for ``api``."""
+def session_for(
+    api: str, rate_per_second: float | None = None, secrets: Iterable[str | None] = (), max_in_flight: int | None = None
+) -> Session:
+    """The shared, rate-limited, metered, retrying session for ``api``.
+
+    ``max_in_flight``: requests of ``api`` open at once, at most (None: no cap; a
+    source that walks one page at a time never has two open anyway). A source that
+    fetches independent pages side by side passes its max_concurrent_requests
+    setting. The latest call sets it (one source per API)."""
     with _CLIENTS_LOCK:
         if api not in _CLIENTS:
             stats = RequestStats()
-            client = MeteredClient(RateLimiter(rate_per_second), stats, Redactor(secrets), api, raise_for_status=False)
+            client = MeteredClient(
+                RateLimiter(rate_per_second), stats, Redactor(secrets), api, InFlightLimiter(max_in_flight), raise_for_status=False
+            )
             _CLIENTS[api] = (client, stats)
-        return _CLIENTS[api][0].session
+        client = _CLIENTS[api][0]
+        client._metered_adapter.in_flight.set_limit(max_in_flight)
+        return client.session
 
 
 def stats_for(api: str) -> dict[str, Any]:
