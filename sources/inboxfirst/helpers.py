@@ -4,6 +4,7 @@ the envelope check and the mailing-list ids from configuration."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -22,6 +23,10 @@ LEGACY_STATE_KEY = "campaign_window"
 # rest_api copies the configured list id into each listed campaign under this name
 # (include_from_parent): the cursor follows the list we asked, not a body field.
 PARENT_LIST_ID = "_mailing_lists_id"
+# Orders CampaignWindow's cursor updates across threads (see there). Module-level:
+# rest_api deep-copies its config (bound methods included) to validate it, and a
+# lock cannot be copied.
+_WINDOW_LOCK = threading.RLock()
 
 
 class InboxFirstError(Exception):
@@ -118,6 +123,11 @@ class CampaignWindow:
     that finds it therefore reads every list from ``min(start_date, legacy cursor)``
     (nothing is lost; the cost is one longer run, merged on the same keys) and
     replaces it with per-list cursors.
+
+    Thread-safe: ``hold`` runs in the response hooks of per-send requests, which
+    dlt's extract pool sends side by side while ``track`` advances the cursors of
+    the next list (settings.MAX_CONCURRENT_REQUESTS); one lock orders them, so a
+    hold is never overwritten by a later advance.
     """
 
     def __init__(self, start_date: pendulum.DateTime, window_days: int, now: pendulum.DateTime) -> None:
@@ -137,9 +147,10 @@ class CampaignWindow:
 
     def previous_cursor(self, list_id: Any) -> pendulum.DateTime | None:
         """The list's cursor as the run found it (later updates in this run do not count)."""
-        if self._previous is None:
-            self._previous = {key: moment for key, value in self._cursors().items() if (moment := _moment(value))}
-        return self._previous.get(str(list_id))
+        with _WINDOW_LOCK:
+            if self._previous is None:
+                self._previous = {key: moment for key, value in self._cursors().items() if (moment := _moment(value))}
+            return self._previous.get(str(list_id))
 
     def since(self, list_id: Any) -> pendulum.DateTime:
         """``started_at__start`` for this run and list."""
@@ -172,14 +183,15 @@ class CampaignWindow:
         """Advance the row's list cursor to the latest ``started_at`` seen."""
         started = _moment((row.get("dispatch") or {}).get("started_at"))
         if started is not None:
-            cursors = self._cursors()
-            key = str(row[PARENT_LIST_ID])
-            self._listed[str(row.get("id"))] = (key, started)
-            if key in self._held:
-                return row  # held below a skipped send for the rest of the run
-            current = _moment(cursors.get(key))
-            if current is None or started > current:
-                cursors[key] = started.in_timezone("UTC").isoformat()
+            with _WINDOW_LOCK:
+                cursors = self._cursors()
+                key = str(row[PARENT_LIST_ID])
+                self._listed[str(row.get("id"))] = (key, started)
+                if key in self._held:
+                    return row  # held below a skipped send for the rest of the run
+                current = _moment(cursors.get(key))
+                if current is None or started > current:
+                    cursors[key] = started.in_timezone("UTC").isoformat()
         return row
 
 
@@ -189,16 +201,17 @@ class CampaignWindow:
         reads it again even once it is older than the window (found by the fault
         matrix: a skip of an old send was never repaired)."""
         match = re.search(r"/campaigns/(\d+)", urlsplit(url or "").path)
-        listed = self._listed.get(match.group(1)) if match else None
-        if listed is None:
-            return  # backfill (no cursor), or a campaign this run did not list
-        key, started = listed
-        self._held.add(key)
-        cursors = self._cursors()
-        held = started - pendulum.duration(seconds=1)
-        current = _moment(cursors.get(key))
-        if current is None or held < current:
-            cursors[key] = held.in_timezone("UTC").isoformat()
+        with _WINDOW_LOCK:
+            listed = self._listed.get(match.group(1)) if match else None
+            if listed is None:
+                return  # backfill (no cursor), or a campaign this run did not list
+            key, started = listed
+            self._held.add(key)
+            cursors = self._cursors()
+            held = started - pendulum.duration(seconds=1)
+            current = _moment(cursors.get(key))
+            if current is None or held < current:
+                cursors[key] = held.in_timezone("UTC").isoformat()
 
     def holding(self, hook: Any) -> Any:
         """``hook`` (a per-campaign response action) that holds the cursor when it skips."""

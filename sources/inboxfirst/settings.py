@@ -21,6 +21,15 @@ DEFAULT_START_DAYS_AGO = 90
 LINK_STATS_FIRST_PAGE = 0
 LINK_STATS_PAGE_SIZE = 500
 
+# Requests open at once (SOURCES__INBOXFIRST__MAX_CONCURRENT_REQUESTS, 1..32): each
+# send's details and each send's link stats (all their pages, in order) are fetched
+# side by side in dlt's extract worker pool. Assumption: the doc states no rate or
+# concurrency limit (a 429 would still be retried, honouring Retry-After, and
+# counted as `throttled`). 5 is also the size of dlt's extract pool
+# (EXTRACT__WORKERS, default 5): more than that needs both raised. 1 reads one
+# page at a time, as before.
+MAX_CONCURRENT_REQUESTS = 5
+
 # Timestamps of a campaign (details), after dlt flattens ``dispatch`` into columns.
 TIMESTAMP_FIELDS = (
     "created_at",

@@ -590,3 +590,73 @@ def test_sends_without_stat_summary_only_still_build_staging(sandbox, warehouse,
     assert warehouse.scalar("select count(*) from inboxfirst.campaigns where stat_summary__messages_sent is null") == len(null_ids)
     rows = warehouse.query(f"select messages_sent, clicks_total from ({STAGING_SQL})")
     assert rows == [(0, 0)] * len(null_ids)
+
+
+def peak_arrivals_within(entries, seconds):
+    """Most requests the sandbox saw arrive within ``seconds`` of each other. With
+    every answer ``seconds`` late, each of them was still open when the last came."""
+    times = sorted(datetime.fromisoformat(e["at"]).timestamp() for e in entries)
+    peak, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= seconds:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
+def table_contents(warehouse, schema):
+    """Every table of ``schema`` as sorted rows without dlt's own columns (random ids
+    and load ids differ between loads; the child tables' parent links are checked
+    through the parent's key by their counts)."""
+    out = {}
+    for (table,) in warehouse.query(
+        "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%'", [schema]
+    ):
+        columns = [
+            c for (c,) in warehouse.query(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by 1", [schema, table]
+            )
+            if not c.startswith("_dlt")
+        ]
+        select = ", ".join(f'"{c}"' for c in columns)
+        out[table] = sorted(map(repr, warehouse.query(f'select {select} from {schema}."{table}"')))
+    return out
+
+
+def test_sends_are_read_side_by_side_and_load_the_same_rows_as_one_at_a_time(sandbox, warehouse, monkeypatch, tmp_path):
+    """Details and link stats of different sends are fetched with several requests
+    open at once (never more than the setting), and the tables are identical to a
+    load that reads one page at a time."""
+    from sources.inboxfirst.settings import MAX_CONCURRENT_REQUESTS
+
+    delay = 0.2
+    sandbox.add_fault("slow", api="inboxfirst", delay=delay, rate=1.0)
+    seq = sandbox.requests("inboxfirst")[-1]["seq"] if sandbox.requests("inboxfirst") else 0
+    (side_by_side,) = warehouse.run("inboxfirst").sources
+    assert side_by_side.status == "loaded", side_by_side.message
+    log = sandbox.requests("inboxfirst", since=seq)
+    assert 1 < side_by_side.requests["max_in_flight"] <= MAX_CONCURRENT_REQUESTS
+    assert 1 < peak_arrivals_within(log, delay) <= MAX_CONCURRENT_REQUESTS
+    assert_equals_truth(sandbox, warehouse)
+
+    sandbox.clear_faults()
+    sandbox.add_fault("slow", api="inboxfirst", delay=0.05, rate=1.0)
+    monkeypatch.setenv("SOURCES__INBOXFIRST__MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_one"))
+    one = type(warehouse)(tmp_path / "one_at_a_time.duckdb")
+    seq = sandbox.requests("inboxfirst")[-1]["seq"]
+    (one_at_a_time,) = one.run("inboxfirst").sources
+    assert one_at_a_time.status == "loaded", one_at_a_time.message
+    assert one_at_a_time.requests["max_in_flight"] == 1
+    assert peak_arrivals_within(sandbox.requests("inboxfirst", since=seq), 0.05) == 1
+    assert one_at_a_time.requests["requests"] == side_by_side.requests["requests"]
+    assert one_at_a_time.rows == side_by_side.rows
+    assert table_contents(one, "inboxfirst") == table_contents(warehouse, "inboxfirst")
+    sandbox.clear_faults()
+
+
+def test_max_concurrent_requests_outside_1_to_32_is_refused(sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("SOURCES__INBOXFIRST__MAX_CONCURRENT_REQUESTS", "0")
+    (source,) = warehouse.run("inboxfirst").sources
+    assert source.status == "failed"
+    assert "max_concurrent_requests must be an integer from 1 to 32" in source.message, source.message
