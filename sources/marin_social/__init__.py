@@ -25,11 +25,12 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.extract.utils import wrap_parallel_iterator
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from sources._shared.http import error_hook, record_skip, session_for
+from sources._shared.http import concurrency_setting, error_hook, record_skip, session_for
 from sources._shared.window import backfill_window
 from sources.marin_social.helpers import (
     AdWalkSchedule,
@@ -49,6 +50,7 @@ from sources.marin_social.settings import (
     DEFAULT_BACKFILL_DAYS,
     DEFAULT_BASE_URL,
     DEFAULT_CAMPAIGN_SRC,
+    MAX_CONCURRENT_REQUESTS,
     PAGE_SIZE,
     RESTATEMENT_DAYS,
     STATS_LEVELS,
@@ -74,6 +76,18 @@ def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[lis
     yield from client.paginate(path, params=params, paginator=CheckedPages(SOURCE), hooks=ERROR_HOOKS)
 
 
+def _side_by_side(pages: Iterator[Any], parallel: bool) -> Iterator[Any]:
+    """One list's pages, for a transformer to yield: inline (``parallel`` False), or
+    as a generator that dlt's extract pool advances in a worker thread, one page at
+    a time (dlt's own ``parallelized`` wrapper), so the lists a transformer yields
+    are fetched side by side while each list's pages stay in order. Errors are
+    raised by the walk in the worker and re-raised by dlt for the resource."""
+    if parallel:
+        yield wrap_parallel_iterator(pages)
+    else:
+        yield from pages
+
+
 # Nested values (main_metrics, targeting, placement, funding instruments) stay in
 # their row as JSON: no child tables, so a merge rewrites one row per object/day.
 @dlt.source(name="marin_social", max_table_nesting=0)
@@ -92,6 +106,8 @@ def marin_social_source(
     ad_set_networks: str | None = None,
     # Hours between whole walks of ad sets and ads (settings.AD_DIMENSIONS_REFRESH_HOURS).
     ad_dimensions_refresh_hours: float = AD_DIMENSIONS_REFRESH_HOURS,
+    # Requests open at once (settings.MAX_CONCURRENT_REQUESTS); 1: one page at a time.
+    max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
 ) -> Any:
     base_url = base_url.rstrip("/") + "/"
     window = backfill_window("marin_social", start_date, end_date)
@@ -100,7 +116,9 @@ def marin_social_source(
     # request. dlt's query-string auth keeps it out of our code paths; the shared
     # session masks it in connection errors.
     auth = APIKeyAuth(name="key", api_key=api_key, location="query")
-    session = session_for(SOURCE, secrets=[api_key])
+    concurrency = concurrency_setting(SOURCE, max_concurrent_requests)
+    parallel = concurrency > 1
+    session = session_for(SOURCE, secrets=[api_key], max_in_flight=concurrency)
     page_size = int(page_size)
     if not 1 <= page_size <= PAGE_SIZE:
         raise ValueError(f"marin_social: page_size must be between 1 and {PAGE_SIZE} (doc: limit max 300), not {page_size}")
@@ -130,6 +148,9 @@ def marin_social_source(
                 # special_ad_category, the agency-wide list's do not).
                 "endpoint": endpoint("clients/{resources.media_plans.id}/campaigns"),
                 "include_from_parent": ["id"],
+                # One media plan's campaigns per worker (rest_api fetches every page
+                # of a plan, then hands the rows on), several plans side by side.
+                "parallelized": parallel,
                 "processing_steps": [{"map": rename({"_media_plans_id": "media_plan_id"})}],
                 "columns": _columns("campaigns"),
             },
@@ -139,7 +160,7 @@ def marin_social_source(
     client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector="data")
     networks = conversion_names(ad_set_networks or AD_SET_NETWORKS)
     schedule = AdWalkSchedule(float(ad_dimensions_refresh_hours))
-    children = _children(client, resources["campaigns"], list_params, networks, schedule)
+    children = _children(client, resources["campaigns"], list_params, networks, schedule, parallel)
 
     # Hand-written below (dlt has no per-parent incremental): each media plan keeps
     # its own last loaded day, because (1) the window must start at a midnight of
@@ -149,7 +170,9 @@ def marin_social_source(
     accounts = _account_lookup(client, list_params)
     names = conversion_names(conversion_metrics or CONVERSION_METRICS)
     stats = [
-        _stats_resource(table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window, page_size)
+        _stats_resource(
+            table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window, page_size, parallel
+        )
         for table, (level, id_column) in STATS_LEVELS.items()
     ]
     if window is not None:
@@ -163,39 +186,57 @@ def marin_social_source(
     return [*resources.values(), *children, *stats]
 
 
-def _children(client: RESTClient, campaigns: Any, params: dict[str, Any], networks: frozenset[str], schedule: AdWalkSchedule) -> list[Any]:
+def _children(
+    client: RESTClient, campaigns: Any, params: dict[str, Any], networks: frozenset[str], schedule: AdWalkSchedule, parallel: bool = False
+) -> list[Any]:
     """Ad sets and ads, hand-written because the endpoint depends on the campaign
     (rest_api builds one path for every parent row): doc "Create a new Ad Set":
     "Only available for Facebook Campaigns", so ad sets (and their ads, via "Get Ads
     from Adset", the only way to link an ad to its ad set) are read for campaigns of
     ``networks``; the others' ads via "Get Ads from Campaign", adset_id null.
     Only the campaigns ``schedule`` wants this run are walked (no timestamps to ask
-    "what changed": see settings.AD_DIMENSIONS_REFRESH_HOURS)."""
+    "what changed": see settings.AD_DIMENSIONS_REFRESH_HOURS).
+
+    ``parallel``: each campaign's (each ad set's) list is walked in dlt's extract
+    pool, side by side with the others (``_side_by_side``); the schedule (it
+    writes the source state) is still asked here, in the extract thread."""
+
+    def wanted(campaign: dict[str, Any], with_ad_sets: bool) -> bool:
+        return has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC) == with_ad_sets and schedule.wants(campaign["id"])
 
     def campaign_path(campaign: dict[str, Any]) -> str:
         return f"clients/{campaign['media_plan_id']}/campaigns/{campaign['id']}"
 
+    def campaign_ad_sets(campaign: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        # Doc "Get Ad Sets from Campaign": ad sets carry no campaign id, the path has it.
+        for rows in _walk(client, campaign_path(campaign) + "/adsets", params):
+            yield [{**s, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for s in rows]
+
+    def ad_set_ads(adset: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        path = f"clients/{adset['media_plan_id']}/campaigns/{adset['campaign_id']}/adsets/{adset['id']}/ads"
+        for rows in _walk(client, path, params):
+            yield [{**a, "adset_id": adset["id"], "campaign_id": adset["campaign_id"], "media_plan_id": adset["media_plan_id"]} for a in rows]
+
+    def campaign_ads_pages(campaign: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        for rows in _walk(client, campaign_path(campaign) + "/ads", params):
+            yield [{**a, "adset_id": None, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for a in rows]
+
     @dlt.transformer(data_from=campaigns, name="ad_sets", write_disposition="merge", primary_key="id", columns=_columns("ad_sets"))
-    def ad_sets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def ad_sets(page: list[dict[str, Any]]) -> Iterator[Any]:
         for campaign in page:
-            if has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC) and schedule.wants(campaign["id"]):
-                # Doc "Get Ad Sets from Campaign": ad sets carry no campaign id, the path has it.
-                for rows in _walk(client, campaign_path(campaign) + "/adsets", params):
-                    yield [{**s, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for s in rows]
+            if wanted(campaign, with_ad_sets=True):
+                yield from _side_by_side(campaign_ad_sets(campaign), parallel)
 
     @dlt.transformer(data_from=ad_sets, name="ads", write_disposition="merge", primary_key="id", columns=_columns("ads"))
-    def ads(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def ads(page: list[dict[str, Any]]) -> Iterator[Any]:
         for adset in page:
-            path = f"clients/{adset['media_plan_id']}/campaigns/{adset['campaign_id']}/adsets/{adset['id']}/ads"
-            for rows in _walk(client, path, params):
-                yield [{**a, "adset_id": adset["id"], "campaign_id": adset["campaign_id"], "media_plan_id": adset["media_plan_id"]} for a in rows]
+            yield from _side_by_side(ad_set_ads(adset), parallel)
 
     @dlt.transformer(data_from=campaigns, name="campaign_ads", table_name="ads", write_disposition="merge", primary_key="id", columns=_columns("ads"))
-    def campaign_ads(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def campaign_ads(page: list[dict[str, Any]]) -> Iterator[Any]:
         for campaign in page:
-            if not has_ad_sets(campaign, networks, DEFAULT_CAMPAIGN_SRC) and schedule.wants(campaign["id"]):
-                for rows in _walk(client, campaign_path(campaign) + "/ads", params):
-                    yield [{**a, "adset_id": None, "campaign_id": campaign["id"], "media_plan_id": campaign["media_plan_id"]} for a in rows]
+            if wanted(campaign, with_ad_sets=False):
+                yield from _side_by_side(campaign_ads_pages(campaign), parallel)
 
     return [ad_sets, ads, campaign_ads]
 
@@ -238,7 +279,17 @@ def _stats_resource(
     conversions: frozenset[str],
     window: tuple[date, date] | None = None,
     page_size: int = PAGE_SIZE,
+    parallel: bool = False,
 ) -> Any:
+    """Statistics of ``level`` per media plan. ``parallel``: each plan's pages are
+    walked in dlt's extract pool, side by side with the other plans'
+    (``_side_by_side``); state is read in the extract thread and each plan's last
+    day written by its own walk, after its last page."""
+
+    def plan_pages(plan_id: str, account: dict[str, Any], params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        for page in _walk(client, f"clients/{plan_id}/statistics", params):
+            yield [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
+
     @dlt.transformer(
         data_from=media_plans,
         name=table,
@@ -246,7 +297,7 @@ def _stats_resource(
         primary_key=(id_column, "date"),
         columns=_columns(table),
     )
-    def stats(plans: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def stats(plans: list[dict[str, Any]]) -> Iterator[Any]:
         if window is not None:
             # Backfill window: the same statistics request over the account-local
             # days [start, end) of every plan (hand-written for the reason above:
@@ -260,12 +311,24 @@ def _stats_resource(
                     continue
                 start, end = window_bounds(window, account["timezone"])
                 params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": page_size}
-                for page in _walk(client, f"clients/{plan['id']}/statistics", params):
-                    yield [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
+                yield from _side_by_side(plan_pages(str(plan["id"]), account, params), parallel)
             return
         # Media plan id -> its last loaded day (YYYY-MM-DD, account-local). Saved with
         # the load package at the end of a successful extract, like dlt incremental state.
         last_days: dict[str, str] = dlt.current.resource_state().setdefault("last_date_by_media_plan", {})
+
+        def tracked(plan_id: str, account: dict[str, Any], params: dict[str, Any], end: int) -> Iterator[list[dict[str, Any]]]:
+            newest = last_days.get(plan_id)
+            last_asked = pendulum.from_timestamp(end, account["timezone"]).subtract(days=1).to_date_string()
+            for rows in plan_pages(plan_id, account, params):
+                # A row without a date is skipped and counted downstream (guard_rows), not a
+                # KeyError here; a day after the plan's window (a vendor's "2100-01-01") is
+                # loaded as sent but never becomes the cursor (the plan would stop loading).
+                newest = max([newest or "", *(r["date"] for r in rows if r.get("date") and str(r["date"])[:10] <= last_asked)]) or None
+                yield rows
+            if newest:
+                last_days[plan_id] = newest  # one key per plan: walks side by side never share one
+
         for plan in plans:
             plan_id = str(plan["id"])
             account = _plan_account(plan, accounts, level)
@@ -275,19 +338,9 @@ def _stats_resource(
             first = restated_from(last_days.get(plan_id), restatement_days, first_day)
             start, end = stats_window(first, account["timezone"])
             params = {"aggregate": "day", "level": level, "start_date": start, "end_date": end, "limit": page_size}
-            newest = last_days.get(plan_id)
-            last_asked = pendulum.from_timestamp(end, account["timezone"]).subtract(days=1).to_date_string()
             # Doc "Get statistics about specific Media plan": level=campaign|ad gives
             # one row per object and day of the whole plan (contract: `date`, the
             # object's id and client_id on each row).
-            for page in _walk(client, f"clients/{plan_id}/statistics", params):
-                rows = [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
-                # A row without a date is skipped and counted downstream (guard_rows), not a
-                # KeyError here; a day after the plan's window (a vendor's "2100-01-01") is
-                # loaded as sent but never becomes the cursor (the plan would stop loading).
-                newest = max([newest or "", *(r["date"] for r in rows if r.get("date") and str(r["date"])[:10] <= last_asked)]) or None
-                yield rows
-            if newest:
-                last_days[plan_id] = newest
+            yield from _side_by_side(tracked(plan_id, account, params, end), parallel)
 
     return stats

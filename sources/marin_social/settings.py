@@ -12,6 +12,16 @@ DEFAULT_BASE_URL = "https://api.mysocialpixel.com"
 # `page_size` argument (SOURCES__MARIN_SOCIAL__PAGE_SIZE).
 PAGE_SIZE = 300
 
+# Requests open at once (SOURCES__MARIN_SOCIAL__MAX_CONCURRENT_REQUESTS, 1..32):
+# the pages that do not depend on each other (each media plan's campaigns and
+# statistics, each campaign's ad sets or ads, each ad set's ads) are fetched side by
+# side, in dlt's extract worker pool; one list's pages stay in order. Assumption:
+# the doc states no rate or concurrency limit (a 429 would still be retried,
+# honouring Retry-After, and counted as `throttled`). 5 is also the size of dlt's
+# extract pool (EXTRACT__WORKERS, default 5): more than that needs both raised.
+# 1 walks everything one page at a time, as before.
+MAX_CONCURRENT_REQUESTS = 5
+
 # First backfill when START_DATE is not configured: this many days before today.
 DEFAULT_BACKFILL_DAYS = 90
 
