@@ -72,8 +72,11 @@ def _columns(table: str) -> dict[str, Any]:
 
 def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     """Every page of one list, each asked for with ``params`` (a fresh paginator:
-    dlt uses a paginator passed in as is, and this one counts the rows it reads)."""
-    yield from client.paginate(path, params=params, paginator=CheckedPages(SOURCE), hooks=ERROR_HOOKS)
+    dlt uses a paginator passed in as is, and this one counts the rows it reads).
+    A copy of ``params``: dlt's paginator writes the page number into the dict it
+    is given, and lists walked side by side share theirs (found by the latency
+    benchmark: another walk's ``page=2`` read an empty page of a one-page list)."""
+    yield from client.paginate(path, params=dict(params), paginator=CheckedPages(SOURCE), hooks=ERROR_HOOKS)
 
 
 def _side_by_side(pages: Iterator[Any], parallel: bool) -> Iterator[Any]:

@@ -708,3 +708,25 @@ def test_independent_lists_are_read_side_by_side_and_load_the_same_rows_as_one_a
     )
     assert one_at_a_time.rows == side_by_side.rows
     assert _contents(one) == _contents(wh)
+
+
+def test_a_walk_leaves_the_params_it_was_given_alone(small):
+    """dlt's paginator writes the page number into its request's params: lists walked
+    side by side share one params dict, so each walk must ask with its own copy (a
+    walk that saw another's ``page=2`` read an empty page of a one-page list)."""
+    from dlt.sources.helpers.rest_client import RESTClient
+    from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+
+    from sources.marin_social import _walk
+
+    sb, _ = small
+    env = sb.env()
+    client = RESTClient(
+        base_url=env["SOURCES__MARIN_SOCIAL__BASE_URL"].rstrip("/") + "/",
+        auth=APIKeyAuth(name="key", api_key=env["SOURCES__MARIN_SOCIAL__API_KEY"], location="query"),
+        data_selector="data",
+    )
+    params = {"limit": 1}
+    pages = list(_walk(client, "accounts", params))
+    assert len(pages) > 1  # one account a page: the walk went past page 1
+    assert params == {"limit": 1}
