@@ -130,20 +130,33 @@ def _spilling_duckdb() -> Any:
 # model relies on row order. Loads run under a memory cap (DuckDB's own default is
 # 80 % of RAM, which it fills with cached blocks), on one thread: sorts, joins and
 # the merge's deduplication (_spilling_duckdb) spill to <warehouse>.tmp instead.
-# Measured at scale 10, every source: peak RSS 1,107 MB with DuckDB's defaults,
-# 665 MB with these (docs/benchmarks.md). [warehouse] duckdb_memory_limit and
-# duckdb_threads (WAREHOUSE__DUCKDB_MEMORY_LIMIT="1GB", ..._THREADS=4) override
-# them for a bigger machine.
-DUCKDB_MEMORY_LIMIT = "256MB"
+# A load's RSS is the process's own plus the cap (DuckDB fills it) plus what DuckDB
+# allocates outside it while writing long text (measured ~200 MB for Marin
+# Social's statistics, ~1.1 kB of main_metrics JSON per row): 128 MB is the lowest
+# cap under which a first merge of 1,026,110 call rows (scale 100) still passed
+# (96 MB: "Out of Memory"). DuckDB's 'dictionary' string compression is off: with
+# it, the same loads took ~130 MB more outside the cap (scale 10, 128 MB cap: Marin
+# Social's load 475 -> 329 MB, Retreaver's 381 -> 310 MB); text is still
+# compressed (FSST), the file grew ~7 %. Every source at
+# scale 10: peak RSS 1,107 MB with DuckDB's defaults, 665 MB with a 256 MB cap,
+# see docs/benchmarks.md for these. [warehouse] duckdb_memory_limit, duckdb_threads
+# and duckdb_disabled_compression ("" turns dictionary back on) override them.
+DUCKDB_MEMORY_LIMIT = "128MB"
 DUCKDB_THREADS = 1
+DUCKDB_DISABLED_COMPRESSION = "dictionary"
 
 
 def duckdb_settings() -> dict[str, Any]:
-    return {
+    disabled = dlt.config.get("warehouse.duckdb_disabled_compression")
+    settings = {
         "preserve_insertion_order": False,
         "memory_limit": str(dlt.config.get("warehouse.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT),
         "threads": int(dlt.config.get("warehouse.duckdb_threads") or DUCKDB_THREADS),
     }
+    disabled = DUCKDB_DISABLED_COMPRESSION if disabled is None else str(disabled)
+    if disabled:
+        settings["disabled_compression_methods"] = disabled
+    return settings
 
 
 def make_pipeline(name: str, warehouse: str | Path, progress: Any = None) -> dlt.Pipeline:

@@ -73,3 +73,21 @@ def test_a_first_merge_bigger_than_the_memory_cap_spills_instead_of_failing(tmp_
     )
     with pytest.raises(Exception, match="Out of Memory"):
         stock.run(wide_rows(rows), loader_file_format="parquet")
+
+
+def test_loads_connect_with_the_memory_settings(tmp_path, monkeypatch):
+    """The cap, one thread, no insertion order and no 'dictionary' string compression
+    (docs/benchmarks.md, "Memory"), each overridable from [warehouse]."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    query = (
+        "SELECT current_setting('memory_limit'), current_setting('threads'), "
+        "current_setting('preserve_insertion_order'), current_setting('disabled_compression_methods')"
+    )
+    with make_pipeline("settings", tmp_path / "w.duckdb").sql_client() as client:
+        assert client.execute_sql(query) == [("122.0 MiB", 1, False, "Dictionary")]  # 128 MB
+
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_MEMORY_LIMIT", "1GB")
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_DISABLED_COMPRESSION", "")
+    with make_pipeline("settings", tmp_path / "w.duckdb").sql_client() as client:
+        limit, _, _, disabled = client.execute_sql(query)[0]
+    assert (limit, disabled) == ("953.6 MiB", "")
