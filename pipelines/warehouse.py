@@ -138,8 +138,9 @@ def _spilling_duckdb() -> Any:
 # it, the same loads took ~130 MB more outside the cap (scale 10, 128 MB cap: Marin
 # Social's load 475 -> 329 MB, Retreaver's 381 -> 310 MB); text is still
 # compressed (FSST), the file grew ~7 %. Every source at
-# scale 10: peak RSS 1,107 MB with DuckDB's defaults, 665 MB with a 256 MB cap,
-# see docs/benchmarks.md for these. [warehouse] duckdb_memory_limit, duckdb_threads
+# scale 10: peak RSS 1,107 MB with DuckDB's defaults, 665-710 MB with a 256 MB cap,
+# 428-440 MB with these (and runner.release_memory; docs/benchmarks.md).
+# [warehouse] duckdb_memory_limit, duckdb_threads
 # and duckdb_disabled_compression ("" turns dictionary back on) override them.
 DUCKDB_MEMORY_LIMIT = "128MB"
 DUCKDB_THREADS = 1
