@@ -132,11 +132,11 @@ def _spilling_duckdb() -> Any:
 # the merge's deduplication (_spilling_duckdb) spill to <warehouse>.tmp instead.
 # A load's RSS is the process's own plus the cap (DuckDB fills it) plus what DuckDB
 # allocates outside it while writing long text (measured ~200 MB for Marin
-# Social's statistics, ~1.1 kB of main_metrics JSON per row): 128 MB is the lowest
-# cap under which a first merge of 1,026,110 call rows (scale 100) still passed
-# (96 MB: "Out of Memory"). DuckDB's 'dictionary' string compression is off: with
-# it, the same loads took ~130 MB more outside the cap (scale 10, 128 MB cap: Marin
-# Social's load 475 -> 329 MB, Retreaver's 381 -> 310 MB); text is still
+# Social's statistics, ~1.1 kB of main_metrics JSON per row). 128 MB: a first
+# merge of 1,026,110 call rows (scale 100) passed under it, and failed under 96 MB
+# ("Out of Memory"). DuckDB's 'dictionary' string compression is off: with
+# it, the same loads took 65-145 MB more (scale 10, 128 MB cap, load step alone:
+# Marin Social's 475-478 -> 329-341 MB, Retreaver's 375-381 -> 306-312 MB); text is still
 # compressed (FSST), the file grew ~7 %. Every source at
 # scale 10: peak RSS 1,107 MB with DuckDB's defaults, 665-710 MB with a 256 MB cap,
 # 428-440 MB with these (and runner.release_memory; docs/benchmarks.md).
