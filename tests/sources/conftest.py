@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,18 @@ class Warehouse:
     def tables(self, schema: str) -> set[str]:
         rows = self.query("select table_name from information_schema.tables where table_schema = ?", [schema])
         return {r[0] for r in rows}
+
+
+def peak_arrivals_within(entries: list[dict[str, Any]], seconds: float) -> int:
+    """Most requests the sandbox saw arrive within ``seconds`` of each other. With
+    every answer ``seconds`` late, each of them was still open when the last came."""
+    times = sorted(datetime.fromisoformat(e["at"]).timestamp() for e in entries)
+    peak, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= seconds:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 @pytest.fixture

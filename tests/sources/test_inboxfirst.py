@@ -22,6 +22,7 @@ from sources._shared.http import session_for, stats_for
 from sources.inboxfirst.helpers import InboxFirstError, check_envelope, parse_mailing_list_ids, skip_bad_envelope
 from sources.inboxfirst.settings import LINK_STATS_PAGE_SIZE, STAT_COUNTERS
 from tests.conftest import both_sandbox_modes
+from tests.sources.conftest import peak_arrivals_within
 from tests.transforms.staging import STAGING_DIR, plain_sql
 
 WINDOW_DAYS = 30  # the source's default
@@ -590,18 +591,6 @@ def test_sends_without_stat_summary_only_still_build_staging(sandbox, warehouse,
     assert warehouse.scalar("select count(*) from inboxfirst.campaigns where stat_summary__messages_sent is null") == len(null_ids)
     rows = warehouse.query(f"select messages_sent, clicks_total from ({STAGING_SQL})")
     assert rows == [(0, 0)] * len(null_ids)
-
-
-def peak_arrivals_within(entries, seconds):
-    """Most requests the sandbox saw arrive within ``seconds`` of each other. With
-    every answer ``seconds`` late, each of them was still open when the last came."""
-    times = sorted(datetime.fromisoformat(e["at"]).timestamp() for e in entries)
-    peak, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= seconds:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def table_contents(warehouse, schema):

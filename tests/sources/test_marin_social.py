@@ -26,7 +26,7 @@ from sandbox.control import SandboxControl
 from sandbox.server import SandboxThread
 from sources.marin_social.helpers import local_midnight
 from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
-from tests.sources.conftest import Warehouse
+from tests.sources.conftest import Warehouse, peak_arrivals_within
 
 API = "marin_social"
 CONVERSIONS = ("leadgen.other", "app_custom_event.fb_mobile_purchase", "mobile_app_install")
@@ -651,20 +651,6 @@ def test_ad_walk_schedule_walks_all_when_due_and_only_new_campaigns_between(monk
         AdWalkSchedule(-1)
 
 
-def _peak_arrivals_within(entries: list[dict[str, Any]], seconds: float) -> int:
-    """Most requests the sandbox saw arrive within ``seconds`` of each other. With
-    every answer ``seconds`` late, each of them was still open when the last came."""
-    from datetime import datetime
-
-    times = sorted(datetime.fromisoformat(e["at"]).timestamp() for e in entries)
-    peak, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= seconds:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
-
-
 def _contents(wh: Warehouse) -> dict[str, list[str]]:
     """Every table as sorted rows, dlt's own columns left out (load ids differ)."""
     out = {}
@@ -690,7 +676,7 @@ def test_independent_lists_are_read_side_by_side_and_load_the_same_rows_as_one_a
     assert side_by_side.status == "loaded", side_by_side.message
     log = sb.requests(API)
     assert 1 < side_by_side.requests["max_in_flight"] <= MAX_CONCURRENT_REQUESTS
-    assert 1 < _peak_arrivals_within(log, delay) <= MAX_CONCURRENT_REQUESTS
+    assert 1 < peak_arrivals_within(log, delay) <= MAX_CONCURRENT_REQUESTS
     for queries in stats_windows(log).values():  # one window's pages: in order, one at a time
         assert [int(q["page"]) for q in queries] == list(range(1, len(queries) + 1))
     assert_equals_truth(wh, sb, sb.truth(API)[API])
