@@ -72,6 +72,7 @@ class RawCoverage:
 
     absent: list[str] = field(default_factory=list)  # raw tables not in the warehouse
     filled: dict[str, list[str]] = field(default_factory=dict)  # table -> declared columns it lacks
+    present: dict[str, list[str]] = field(default_factory=dict)  # table -> its columns (lower case)
 
     @property
     def absent_sources(self) -> list[str]:
@@ -143,6 +144,7 @@ def raw_coverage(client: Any, tables: list[str], declared: dict[str, dict[str, A
         if present is None:
             coverage.absent.append(table)
             continue
+        coverage.present[table] = sorted(c.lower() for c in present)
         missing = [c for c in declared.get(table, {}) if c not in present]
         if missing:
             coverage.filled[table] = missing
@@ -291,7 +293,14 @@ def build(
     undeclared = [t for t in coverage.absent if t not in declared]
     if undeclared:
         raise TransformError(f"{', '.join(undeclared)}: not in the warehouse and its source declares no columns (TABLE_COLUMNS)")
-    variables: dict[str, Any] = {"raw_columns": raw_columns(adapter, {t: declared[t] for t in tables if t in declared})}
+    variables: dict[str, Any] = {
+        "raw_columns": raw_columns(adapter, {t: declared[t] for t in tables if t in declared}),
+        # raw_table() reads which raw tables and columns exist from here, not from
+        # dbt's relation cache: on Postgres (4 threads) a model could ask while
+        # another thread was still filling the cache for that schema and see a
+        # loaded table as absent (its platform silently left out of the marts).
+        "raw_present": coverage.present,
+    }
     if settings is not None:
         variables["transforms"] = {k: ("" if v is None else v) for k, v in settings.items()}
     selection = ["--select", select] if select else []
@@ -345,7 +354,9 @@ def run_dbt(pipeline: dlt.Pipeline, args: list[str], root: Path = TRANSFORMS_DIR
 
     declared = declared_columns()
     tables = [t for t in source_tables(root) if t in declared]
-    variables: dict[str, Any] = {"raw_columns": raw_columns(adapter_name(pipeline), {t: declared[t] for t in tables})}
+    with pipeline.sql_client() as client:
+        present = raw_coverage(client, source_tables(root), declared).present
+    variables: dict[str, Any] = {"raw_columns": raw_columns(adapter_name(pipeline), {t: declared[t] for t in tables}), "raw_present": present}
     if settings is not None:
         variables["transforms"] = settings
     target = Path(root) / "target"

@@ -131,6 +131,30 @@ def test_absent_raw_tables_and_columns_read_as_typed_stand_ins(tmp_path, pipelin
     assert types == {"id": "BIGINT", "refunded_at": "TIMESTAMP WITH TIME ZONE", "amount": "DECIMAL(38,9)"}
 
 
+def test_a_loaded_raw_table_is_read_even_when_dbts_relation_cache_misses_it(tmp_path, pipeline, monkeypatch):
+    """dbt's relation cache, filled by one thread while another asks (Postgres builds
+    on 4 threads), can answer "no such relation" for a loaded raw table: the build
+    must not then read it as absent and leave its rows out of the marts."""
+    from dbt.adapters.base.impl import BaseAdapter
+
+    real = BaseAdapter.get_relation
+
+    def cache_misses_raw_schemas(self, database, schema, identifier):
+        return None if schema == "shop" else real(self, database, schema, identifier)
+
+    monkeypatch.setattr(BaseAdapter, "get_relation", cache_misses_raw_schemas)
+    root = project(
+        tmp_path / "t",
+        {
+            "models/staging/stg_shop__orders.sql": "with source as (select * from {{ raw_table('shop', 'orders') }}) select id, amount, coupon from source",
+            "models/marts/total.sql": "select sum(amount) as total, count(coupon) as coupons from {{ ref('stg_shop__orders') }}",
+        },
+    )
+    built = build(pipeline, root)
+    assert built.coverage.absent == ["shop.refunds"]
+    assert query(pipeline, "select total, coupons from marts.total") == [(12, 0)]
+
+
 def test_no_raw_table_at_all_is_nothing_to_build(tmp_path, pipeline):
     root = project(tmp_path / "t", {"models/staging/_sources.yml": "version: 2\nsources:\n  - name: void\n    tables: [{name: things}]\n"})
     with pytest.raises(MissingRawTables, match="no raw tables loaded yet"):

@@ -8,7 +8,11 @@
       table of the declared columns, so its platform is simply absent from the marts.
 
     The declared columns and their SQL types come from var('raw_columns') (sources/
-    catalog.py, passed by pipelines/dbt.py). Used without an alias of its own:
+    catalog.py, passed by pipelines/dbt.py); the tables there and their columns from
+    var('raw_present') (pipelines/dbt.py looks once, before dbt starts). Without it
+    (dbt run by hand) the macro asks the adapter, whose relation cache can answer
+    "absent" for a loaded table while another thread fills it: run by hand on a
+    multi-threaded target, pass the var or --threads 1. Used without an alias of its own:
     `select * from {{ raw_table('fx', 'rates') }}`. -#}
 {% macro raw_table(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
@@ -17,8 +21,17 @@
     {%- endif -%}
     {%- set key = source_name ~ '.' ~ table_name -%}
     {%- set declared = var('raw_columns', {}).get(key, {}) -%}
-    {%- set existing = adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
-    {%- if existing is none -%}
+    {%- set known = var('raw_present', none) -%}
+    {%- if known is not none -%}
+        {%- set present = known.get(key) -%}
+    {%- else -%}
+        {%- set existing = adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+        {%- set present = none -%}
+        {%- if existing is not none -%}
+            {%- set present = adapter.get_columns_in_relation(existing) | map(attribute='name') | map('lower') | list -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if present is none -%}
         {%- if not declared -%}
             {{ exceptions.raise_compiler_error(
                 "raw table " ~ key ~ " is not in the warehouse and no columns are declared for it"
@@ -31,10 +44,6 @@
         {%- endfor -%}
         {{- return("(select " ~ columns | join(", ") ~ " where 1 = 0) as " ~ adapter.quote(table_name)) -}}
     {%- endif -%}
-    {%- set present = [] -%}
-    {%- for column in adapter.get_columns_in_relation(existing) -%}
-        {%- do present.append(column.name | lower) -%}
-    {%- endfor -%}
     {%- set nulls = [] -%}
     {%- for name, data_type in declared.items() if name | lower not in present -%}
         {%- do nulls.append("cast(null as " ~ data_type ~ ") as " ~ adapter.quote(name)) -%}
