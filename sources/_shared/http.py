@@ -453,3 +453,20 @@ def record_skip(api: str, endpoint: str, status: int | None, detail: str = "") -
         stats.skipped_entities += 1
         if len(stats.skipped) < SKIPS_KEPT:
             stats.skipped.append({"endpoint": endpoint, "status": status, "detail": detail})
+
+
+def session_through(api: str, wrap: Callable[[HTTPAdapter], Any], **kwargs: Any) -> Session:
+    """A new session of ``api``'s shared client (same retries, rate limiter, in-flight
+    cap, counters and redaction as ``session_for``, which takes the same ``kwargs``)
+    whose requests go through ``wrap(<the client's metered adapter>)``: for a source
+    that must hand dlt's retry loop an answer it already has (Retreaver's next page,
+    asked for ahead: sources/retreaver/helpers.py ``NextPageAhead``). Only that
+    source's clients get this session; the shared one is left as it is."""
+    session_for(api, **kwargs)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS[api][0]
+    session = client._make_session()
+    adapter = wrap(client._metered_adapter)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -14,8 +16,9 @@ from dlt.common.configuration import configspec
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import BaseNextUrlPaginator
 from requests import PreparedRequest, Request, Response
+from requests.adapters import BaseAdapter
 
-from sources._shared.http import record_skip
+from sources._shared.http import record_skip, session_through
 from sources._shared.schema import to_decimal
 from sources.retreaver.settings import CALL_MONEY_FIELDS, REPORT_MONEY_FIELDS, UTM_TAGS
 
@@ -51,18 +54,35 @@ class PageWalkPaginator(BaseNextUrlPaginator):
     or a page identical to the one before (a server that ignores ``page``).
     """
 
-    def __init__(self, source: str, max_pages: int) -> None:
+    def __init__(self, source: str, max_pages: int, ahead: NextPageAhead | None = None) -> None:
         super().__init__()
         self.source = source
         self.max_pages = max_pages
+        self.ahead = ahead
         self.pages = 0
         self._previous: bytes | None = None
+        self._walk: object | None = None
 
     def init_request(self, request: Request) -> None:
         self._has_next_page = True
         self.pages = 0
         self._previous = None
         request.params = {**(request.params or {}), "page": 1}
+        if self.ahead is not None:
+            # One walk = one Request object, mutated page after page by dlt's
+            # RESTClient.paginate. When dlt drops it (the walk ended, however), the
+            # page asked ahead for it, if any, is never handed out.
+            if self._walk is not None:
+                self.ahead.end_walk(self._walk)
+            self._walk = walk = object()
+            weakref.finalize(request, self.ahead.end_walk, walk)
+
+    def update_request(self, request: Request) -> None:
+        super().update_request(request)
+        # Only after update_state found a next page (never after the empty page or
+        # a loud guard): ask for it now, while dlt processes this one.
+        if self.ahead is not None and self.has_next_page:
+            self.ahead.ask(request, self._walk)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self.pages += 1
@@ -80,6 +100,109 @@ class PageWalkPaginator(BaseNextUrlPaginator):
             )
         link = response.links.get("next", {}).get("url")
         self._next_reference = link or with_page(response.url, page_of(response.url) + 1)
+
+
+class NextPageAhead(BaseAdapter):
+    """Asks for a walk's next page while dlt processes the current one, and hands
+    that answer to the walk's own request for it.
+
+    Why hand-written: dlt's RESTClient.paginate sends one request at a time and
+    has no read-ahead; a Retreaver page's successor is known only once the page
+    has arrived (``Link rel="next"`` or the next ``page``), so at 100 ms per answer
+    the walk paid latency + processing for every page. ``PageWalkPaginator``
+    calls ``ask`` from ``update_request`` (next page known, page not yet yielded):
+    the request is prepared by the walk's own session (same URL, key and headers
+    dlt will send) and sent from a short-lived thread through the source's
+    metered adapter (rate limiter, in-flight cap, request counters, redaction).
+    This object is the adapter of that session (``_shared.http.session_through``),
+    so when dlt then sends that exact URL, ``send`` returns the answer already
+    received *below* dlt's retry loop: everything above it runs unchanged, as if
+    the answer had just arrived. A 429 or 5xx is retried (honouring Retry-After)
+    by a real request, a 401/403 or 404 fails the source, the error hooks see it;
+    a prefetch that raised (connection dropped, timeout) is forgotten and the
+    request is sent again. Never an empty page.
+
+    At most one page ahead per walk (two requests of a walk open at once). A walk
+    that ends before asking for the page (dlt's incremental closes it at the
+    cursor, or the run fails) wasted that one request: its answer is dropped when
+    the walk's Request object goes (``end_walk``), and the thread ends with its
+    request. The walk ending on an empty page asks nothing ahead.
+
+    Pages that shift while walking (calls, newest ``updated_at`` first; see the
+    comment on the calls endpoint): page N+1 is asked only once page N's answer
+    has arrived, so the server still computes the pages in walk order, each after
+    the one before was answered; only our processing of page N no longer sits
+    between the two reads. That reasoning assumes nothing about the gap between
+    two reads, so it holds as it is: a row pushed across a boundary is read twice
+    (merge on uuid keeps one), a row that did not move is never skipped, the call
+    that moved to page 1 is read by the next run. A page asked ahead and dropped
+    is never processed: neither its rows nor the cursor come from it.
+    """
+
+    def __init__(self, api: str, **session_kwargs: Any) -> None:
+        super().__init__()
+        self.api = api
+        self.inner: BaseAdapter | None = None
+        self._pages: dict[str, _Ahead] = {}  # prepared URL (holds the key) -> its answer
+        self._lock = threading.Lock()
+        self.session = session_through(api, self._over, **session_kwargs)
+
+    def _over(self, inner: BaseAdapter) -> NextPageAhead:
+        self.inner = inner
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NextPageAhead:
+        return self  # rest_api deep-copies its config (and so the paginators) to validate it
+
+    def ask(self, request: Request, walk: object) -> None:
+        prepared = self.session.prepare_request(request)
+        if prepared.method != "GET" or prepared.body is not None or not prepared.url:
+            return
+        ahead = _Ahead(walk)
+        with self._lock:
+            if prepared.url in self._pages:
+                return
+            self._pages[prepared.url] = ahead
+        try:
+            threading.Thread(target=self._fetch, args=(prepared, ahead), name=f"{self.api}-next-page", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the walk sends the request itself
+            ahead.done.set()
+
+    def _fetch(self, prepared: PreparedRequest, ahead: _Ahead) -> None:
+        try:
+            assert self.inner is not None
+            kwargs = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+            ahead.response = self.inner.send(prepared, timeout=self.session.timeout, **kwargs)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - the walk sends it again; no URL logged (it holds the key)
+            log.debug("%s: a page asked ahead failed (%s): asked again when needed", self.api, type(exc).__name__)
+        finally:
+            ahead.done.set()
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        with self._lock:
+            ahead = self._pages.pop(request.url or "", None) if request.method == "GET" else None
+        if ahead is not None:
+            ahead.done.wait()
+            if ahead.response is not None:
+                return ahead.response
+        assert self.inner is not None
+        return self.inner.send(request, **kwargs)
+
+    def end_walk(self, walk: object) -> None:
+        """Forget what was asked ahead for ``walk``: never handed to anyone."""
+        with self._lock:
+            for url in [u for u, a in self._pages.items() if a.walk is walk]:
+                del self._pages[url]
+
+    def close(self) -> None:
+        """Nothing of ours to close: the metered adapter belongs to the shared client."""
+
+
+class _Ahead:
+    def __init__(self, walk: object) -> None:
+        self.walk = walk
+        self.response: Response | None = None
+        self.done = threading.Event()
 
 
 def page_of(url: str) -> int:

@@ -4,11 +4,15 @@ updated_at, newest first), catalogue re-read, reports restated over a lookback."
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+import threading
+import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from dlt.sources.helpers.rest_client import RESTClient
 
 from sandbox.server import SandboxThread
 from sources._shared import http
@@ -17,11 +21,13 @@ from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
 from tests.transforms.staging import STAGING_DIR, plain_sql
 
 # Requests of a run with nothing new: 1 calls page (the walk stops at the first row
-# older than cursor - lag), 2 pages each for campaigns/affiliates/targets/numbers
+# older than cursor - lag) and the calls page 2 asked ahead while page 1 was
+# processed (prefetch_next_page: the walk ended before taking it), 2 pages each for campaigns/affiliates/targets/numbers
 # (every walk ends on an empty page), 2 for the daily report over [last day - 4,
 # tomorrow) and 2 for each campaign report of a day of that window with calls (the
 # sandbox's last 5 days all have calls).
-NOOP_REQUESTS = 1 + 4 * 2 + 2 + 5 * 2
+NOOP_REQUESTS = 1 + 1 + 4 * 2 + 2 + 5 * 2
+CALLS = "/api/v2/calls.json"
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +131,11 @@ def test_full_load_equals_truth_then_noop_run_is_cheap(sandbox, warehouse):
     # Second run with nothing new: a handful of requests, nothing duplicated.
     seq = sandbox.requests("retreaver")[-1]["seq"]
     loaded(warehouse.run("retreaver"))
-    assert len(sandbox.requests("retreaver", since=seq)) == NOOP_REQUESTS
+    noop = sandbox.requests("retreaver", since=seq)
+    assert len(noop) == NOOP_REQUESTS
+    # The one page asked ahead in vain is calls page 2, asked once; its thread is gone.
+    assert [r["query"]["page"] for r in noop if r["path"] == CALLS] == ["1", "2"]
+    assert not [t for t in threading.enumerate() if t.name == "retreaver-next-page"]
     assert_equals_truth(warehouse, sandbox)
 
 
@@ -158,8 +168,9 @@ def test_advance_then_run_updates_late_conversions_in_place_despite_faults(sandb
     # Only new and changed calls were asked for: about two days' worth of pages.
     calls_requests = [r for r in sandbox.requests("retreaver") if r["path"].endswith("/api/v2/calls.json") and r["status"] == 200]
     full = -(-before["calls"]["count"] // 100) + 1  # the first run's walk ended on an empty page
-    # The walk stops on the page holding the first call older than the cursor - lag.
-    assert len(calls_requests) - full == -(-(source.rows["calls"] + 1) // 100)
+    # The walk stops on the page holding the first call older than the cursor - lag,
+    # plus the page after it, asked ahead while that page was processed.
+    assert len(calls_requests) - full == -(-(source.rows["calls"] + 1) // 100) + 1
 
 
 @both_sandbox_modes
@@ -481,3 +492,101 @@ def test_report_timezone_sets_the_window_midnights():
 
     assert rfc3339_midnight(date(2026, 1, 5), "UTC") == "2026-01-05T00:00:00+00:00"
     assert rfc3339_midnight(date(2026, 1, 5), "America/New_York") == "2026-01-05T00:00:00-05:00"
+
+
+# ------------------------------------------------- next page asked ahead (prefetch)
+def page_number(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query).get("page", ["1"])[-1])
+
+
+def recent_start(sandbox: Any, days: int = 3) -> str:
+    """A start_date whose calls walk holds a few pages (the last ``days`` days)."""
+    return sorted(truth(sandbox)["calls_by_day"])[-days]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_next_calls_page_arrives_while_the_page_before_is_processed(sandbox, warehouse, monkeypatch, prefetch):
+    """Every calls answer 100 ms late. The walk's own request for page N+1 (dlt's
+    RESTClient, after page N went through every processing step) waits 50 ms more,
+    standing for processing. With prefetch_next_page, page N+1 reached the sandbox
+    before that request was made (it was asked when page N arrived); without it,
+    always after. Either way a page is asked only once the one before it has been
+    answered (one page ahead at most) and the rows are the same."""
+    asked: dict[int, float] = {}
+    send_request = RESTClient._send_request
+
+    def processing_then_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        if CALLS in (request.url or ""):
+            time.sleep(0.05)
+            page = page_number(request.url) if request.params is None else int((request.params or {}).get("page", 1))
+            asked.setdefault(page, datetime.now().timestamp())
+        return send_request(self, request, **kwargs)
+
+    monkeypatch.setattr(RESTClient, "_send_request", processing_then_send)
+    sandbox.add_fault("slow", api="retreaver", path_contains=CALLS, delay=0.1)
+    source = loaded(warehouse.run("retreaver", retreaver={"start_date": recent_start(sandbox), "prefetch_next_page": prefetch}))
+
+    log = [r for r in sandbox.requests("retreaver") if r["path"] == CALLS]
+    arrived = {int(r["query"]["page"]): datetime.fromisoformat(r["at"]).timestamp() for r in log}
+    assert sorted(arrived) == list(range(1, len(log) + 1)) and len(log) >= 4  # each page once, in order
+    later = [n for n in arrived if n >= 2 and n in asked]
+    assert len(later) >= 3
+    if prefetch:
+        assert all(arrived[n] < asked[n] for n in later), (arrived, asked)
+        assert source.requests["max_in_flight"] >= 2
+    else:
+        assert all(arrived[n] > asked[n] for n in later), (arrived, asked)
+        assert source.requests["max_in_flight"] == 1
+    # One ahead at most: a page never reached the sandbox before the one before it was answered.
+    times = [arrived[n] for n in sorted(arrived)]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.1
+    # Nothing moved during the walk: every call read once, none lost to a page dropped.
+    count, distinct = call_totals(warehouse)[:2]
+    assert count == distinct == source.rows["calls"] > 300
+
+
+def fault_on_page_asked_ahead(monkeypatch: Any, sandbox: Any, kind: str, count: int | None) -> list[str]:
+    """Add fault ``kind`` on the calls path just as calls page 2 is first sent: the
+    names of the threads that sent it (the prefetch thread when asked ahead)."""
+    send = http.MeteredAdapter.send
+    senders: list[str] = []
+
+    def send_with_fault(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not senders and CALLS in (request.url or "") and page_number(request.url) == 2:
+            senders.append(threading.current_thread().name)
+            sandbox.add_fault(kind, api="retreaver", path_contains=CALLS, count=count, retry_after=1)
+        return send(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(http.MeteredAdapter, "send", send_with_fault)
+    return senders
+
+
+@pytest.mark.parametrize("kind", ["503", "429", "drop"])
+def test_an_error_on_a_page_asked_ahead_is_retried_like_any_other(sandbox, warehouse, monkeypatch, kind):
+    """The prefetched answer goes through dlt's retry loop and the error hook as if
+    the walk had just received it: a 503 or a 429 (after its Retry-After) is asked
+    again, a dropped connection too; never an empty page. The load equals truth."""
+    senders = fault_on_page_asked_ahead(monkeypatch, sandbox, kind, count=1)
+    source = loaded(warehouse.run("retreaver"))
+    assert senders == ["retreaver-next-page"]
+    assert_equals_truth(warehouse, sandbox)
+    page2 = [r for r in sandbox.requests("retreaver") if r["path"] == CALLS and r["query"]["page"] == "2"]
+    assert [r["status"] for r in page2] == [None if kind == "drop" else int(kind), 200]
+    waited = datetime.fromisoformat(page2[1]["at"]) - datetime.fromisoformat(page2[0]["at"])
+    if kind == "429":
+        assert waited >= timedelta(seconds=0.95)  # Retry-After: 1, honoured
+    counter = {"503": "server_errors", "429": "throttled", "drop": "connection_errors"}[kind]
+    assert source.requests[counter] == 1
+
+
+def test_a_persistent_error_from_a_page_asked_ahead_fails_the_source_loudly(sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    senders = fault_on_page_asked_ahead(monkeypatch, sandbox, "503", count=None)
+    (source,) = warehouse.run("retreaver", retreaver={"start_date": recent_start(sandbox)}).sources
+    assert senders == ["retreaver-next-page"]
+    assert source.status == "failed"
+    assert "retreaver" in source.message and "503" in source.message and CALLS in source.message, source.message
+    assert sandbox.env()["SOURCES__RETREAVER__API_KEY"] not in source.message
+    calls = [(r["query"]["page"], r["status"]) for r in sandbox.requests("retreaver") if r["path"] == CALLS]
+    # Page 2 asked ahead (attempt 1) and asked again by dlt's retry (attempt 2): like any request.
+    assert calls == [("1", 200), ("2", 503), ("2", 503)]

@@ -13,13 +13,26 @@ import pytest
 from pipelines.runner import SOURCE_NAMES
 from pipelines.status import check_freshness
 from pipelines.transform import run_transforms
-from tests.conftest import both_sandbox_modes
+from sandbox.control import SandboxControl
+from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
 from tests.sources.conftest import Warehouse
 
 # Loops feeds no mart; leaving it out keeps the test fast (it is paced at 9 req/s).
 # FX gives daily rates: the shipped seed's monthly rows alone are older than the
 # fx_rate_not_stale limit (7 days) on most days.
 SOURCES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "fx")
+# A smaller world than the source tests' (scale 1), as in the demo: every source,
+# all three Marin currencies, multi-page reads and the transforms still run whole;
+# a load and build take about half as long. The truth is the sandbox's at this scale.
+E2E_SCALE = 0.1
+
+
+@pytest.fixture
+def sandbox(sandbox_server, sandbox_mode) -> SandboxControl:
+    """tests/conftest.py's fresh sandbox, at E2E_SCALE (the warehouse fixture uses it too)."""
+    control = SandboxControl(sandbox_server.base_url)
+    control.reset(seed=TEST_SEED, scale=E2E_SCALE, now=TEST_NOW.isoformat(), doc_shapes=sandbox_mode == "doc_shapes")
+    return control
 
 
 def load_and_build(warehouse):
