@@ -47,6 +47,39 @@ def sandbox_server():
         yield server
 
 
+# The files that take longest, longest first (seconds on one core, from --durations
+# of the serial run in docs/benchmarks.md). pytest-xdist's --dist loadfile hands out
+# whole files in collection order (pyproject.toml turns off its own reordering, which
+# puts the files with the most tests first and so left these few-test, long files for
+# the end: one worker still busy with the PostgreSQL runs while the other idled).
+# Longest first, the many short files fill in at the end. A file not listed only
+# runs later; nothing is skipped.
+SLOWEST_FILES = (
+    "tests/reliability/test_fault_matrix.py",  # 284
+    "tests/reliability/test_crash_consistency.py",  # 152
+    "tests/transforms/test_end_to_end.py",  # 231 at scale 1, about half at 0.1
+    "tests/pipelines/test_full_run.py",  # 103
+    "tests/reliability/test_secrets.py",  # 99
+    "tests/pipelines/test_destinations.py",  # 79
+    "tests/reliability/test_bad_data.py",  # 72
+    "tests/reliability/test_concurrency.py",  # 62
+    "tests/pipelines/test_dashboard.py",  # ~45, the demo
+    "tests/pipelines/test_live_view.py",  # ~40, the demo in tmux
+    "tests/reliability/test_bad_config.py",  # 32
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files: SLOWEST_FILES first, then the others as pytest-xdist would
+    (most tests first). A file's own tests keep their order."""
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    files: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        files[path] = files.get(path, 0) + 1
+    items.sort(key=lambda item: (rank.get(path := item.nodeid.split("::", 1)[0], len(rank)), -files[path], path))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Only the root conftest's options are known when pytest starts from the repository root.
     parser.addoption("--long", action="store_true", default=False, help="reliability suite: many more kill points, seeds and bad inputs")
