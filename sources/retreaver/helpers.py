@@ -61,7 +61,7 @@ class PageWalkPaginator(BaseNextUrlPaginator):
         self.ahead = ahead
         self.pages = 0
         self._previous: bytes | None = None
-        self._walk: object | None = None
+        self._walk: _Walk | None = None
 
     def init_request(self, request: Request) -> None:
         self._has_next_page = True
@@ -70,12 +70,13 @@ class PageWalkPaginator(BaseNextUrlPaginator):
         request.params = {**(request.params or {}), "page": 1}
         if self.ahead is not None:
             # One walk = one Request object, mutated page after page by dlt's
-            # RESTClient.paginate. When dlt drops it (the walk ended, however), the
-            # page asked ahead for it, if any, is never handed out.
+            # RESTClient.paginate. When dlt drops it (the walk ended, however), or
+            # this paginator starts another walk, the page asked ahead for it, if
+            # any, is never handed out.
             if self._walk is not None:
-                self.ahead.end_walk(self._walk)
-            self._walk = walk = object()
-            weakref.finalize(request, self.ahead.end_walk, walk)
+                self._walk.end()
+            self._walk = _Walk()
+            weakref.finalize(request, self._walk.end)
 
     def update_request(self, request: Request) -> None:
         super().update_request(request)
@@ -124,9 +125,10 @@ class NextPageAhead(BaseAdapter):
 
     At most one page ahead per walk (two requests of a walk open at once). A walk
     that ends before asking for the page (dlt's incremental closes it at the
-    cursor, or the run fails) wasted that one request: its answer is dropped when
-    the walk's Request object goes (``end_walk``), and the thread ends with its
-    request. The walk ending on an empty page asks nothing ahead.
+    cursor, or the run fails) wasted that one request: its answer is never handed
+    out once the walk's Request object is gone (``_Walk.end``) and is dropped at
+    the next ``ask`` or ``send``; the thread ends with its request. The walk
+    ending on an empty page asks nothing ahead.
 
     Pages that shift while walking (calls, newest ``updated_at`` first; see the
     comment on the calls endpoint): page N+1 is asked only once page N's answer
@@ -154,12 +156,13 @@ class NextPageAhead(BaseAdapter):
     def __deepcopy__(self, memo: dict[int, Any]) -> NextPageAhead:
         return self  # rest_api deep-copies its config (and so the paginators) to validate it
 
-    def ask(self, request: Request, walk: object) -> None:
+    def ask(self, request: Request, walk: _Walk) -> None:
         prepared = self.session.prepare_request(request)
         if prepared.method != "GET" or prepared.body is not None or not prepared.url:
             return
         ahead = _Ahead(walk)
         with self._lock:
+            self._drop_ended()
             if prepared.url in self._pages:
                 return
             self._pages[prepared.url] = ahead
@@ -181,25 +184,35 @@ class NextPageAhead(BaseAdapter):
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
         with self._lock:
             ahead = self._pages.pop(request.url or "", None) if request.method == "GET" else None
-        if ahead is not None:
+            self._drop_ended()
+        if ahead is not None and not ahead.walk.ended:
             ahead.done.wait()
             if ahead.response is not None:
                 return ahead.response
         assert self.inner is not None
         return self.inner.send(request, **kwargs)
 
-    def end_walk(self, walk: object) -> None:
-        """Forget what was asked ahead for ``walk``: never handed to anyone."""
-        with self._lock:
-            for url in [u for u, a in self._pages.items() if a.walk is walk]:
-                del self._pages[url]
+    def _drop_ended(self) -> None:
+        """Forget the pages asked ahead for walks that ended (under ``_lock``)."""
+        for url in [u for u, a in self._pages.items() if a.walk.ended]:
+            del self._pages[url]
 
     def close(self) -> None:
         """Nothing of ours to close: the metered adapter belongs to the shared client."""
 
 
+class _Walk:
+    """One walk of a paginator. ``end`` only sets a flag: it runs as a weakref
+    finalizer, at any point of any thread, so it takes no lock."""
+
+    ended = False
+
+    def end(self) -> None:
+        self.ended = True
+
+
 class _Ahead:
-    def __init__(self, walk: object) -> None:
+    def __init__(self, walk: _Walk) -> None:
         self.walk = walk
         self.response: Response | None = None
         self.done = threading.Event()

@@ -590,3 +590,70 @@ def test_a_persistent_error_from_a_page_asked_ahead_fails_the_source_loudly(sand
     calls = [(r["query"]["page"], r["status"]) for r in sandbox.requests("retreaver") if r["path"] == CALLS]
     # Page 2 asked ahead (attempt 1) and asked again by dlt's retry (attempt 2): like any request.
     assert calls == [("1", 200), ("2", 503), ("2", 503)]
+
+
+def test_a_page_asked_ahead_is_handed_only_to_the_walk_that_asked_for_it():
+    """No sandbox: a fake adapter under NextPageAhead. Page 2 asked ahead is taken by
+    its walk's request; once the walk is over (its paginator starts another walk,
+    or dlt drops the walk's Request) the same URL is sent again, never answered
+    from a stale page."""
+    import gc
+
+    from requests import Request, Response
+    from requests.adapters import BaseAdapter
+
+    from sources.retreaver.helpers import NextPageAhead, PageWalkPaginator
+
+    sent: list[int] = []
+
+    class Fake(BaseAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Response:
+            sent.append(page_number(request.url))
+            response = Response()
+            response.status_code, response.url, response.request = 200, request.url, request
+            response._content = f'[{{"page": {page_number(request.url)}, "sent": {len(sent)}}}]'.encode()
+            return response
+
+        def close(self) -> None:
+            pass
+
+    ahead = NextPageAhead("retreaver-unit-test")
+    ahead.inner = Fake()
+    session = ahead.session
+
+    def walk_to_page_2(paginator: PageWalkPaginator) -> Request:
+        request = Request("GET", "http://x.test/calls.json", params={"per_page": 1})
+        paginator.init_request(request)
+        first = session.send(session.prepare_request(request))
+        paginator.update_state(first, first.json())
+        paginator.update_request(request)  # page 2 asked ahead
+        for _ in range(200):
+            if sent[-1:] == [2]:
+                break
+            time.sleep(0.01)
+        return request
+
+    paginator = PageWalkPaginator("retreaver", 10, ahead)
+    request = walk_to_page_2(paginator)
+    assert sent == [1, 2]
+    second = session.send(session.prepare_request(request))
+    assert second.json() == [{"page": 2, "sent": 2}]  # taken, not sent again
+    assert sent == [1, 2]
+
+    # The walk asks page 3 ahead, then ends (the paginator starts another walk).
+    paginator.update_state(second, second.json())
+    paginator.update_request(request)
+    stale = session.prepare_request(request)
+    while sent[-1:] != [3]:
+        time.sleep(0.01)
+    walk_to_page_2(paginator)
+    assert session.send(stale).json() == [{"page": 3, "sent": 6}]  # asked again, not the stale answer
+
+    # dlt dropping the walk's Request ends the walk too.
+    other = PageWalkPaginator("retreaver", 10, ahead)
+    request = walk_to_page_2(other)
+    url = session.prepare_request(request).url
+    del request
+    gc.collect()
+    answer = session.send(session.prepare_request(Request("GET", url)))
+    assert answer.json()[0]["sent"] == len(sent) and sent[-2:] == [2, 2]
