@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_NOW, TEST_SEED
-
 SCALE = 0.05
 VENDORS = "listenloop,marin_social,inboxfirst,retreaver,loops"  # fx has no key
 
@@ -37,8 +35,14 @@ def clean_env(extra: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def small(sandbox):
-    sandbox.reset(seed=TEST_SEED, scale=SCALE, now=TEST_NOW.isoformat())
+    """The sandbox, reset at SCALE (sandbox_scale below)."""
     return sandbox
+
+
+@pytest.fixture
+def sandbox_scale() -> float:
+    """Every test here that uses the sandbox wants the small world: reset it once, at SCALE."""
+    return SCALE
 
 
 BAD_TOML = '[sources.retreaver]\napi_key = "unterminated\n'

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_NOW, TEST_SEED
 from tests.sources.conftest import Warehouse
 
 SCALE = 0.05
@@ -96,8 +95,14 @@ QUICK = {
 
 
 @pytest.fixture
+def sandbox_scale() -> float:
+    """Every test here that uses the sandbox wants the small world: reset it once, at SCALE."""
+    return SCALE
+
+
+@pytest.fixture
 def small_warehouse(sandbox, monkeypatch, tmp_path) -> Warehouse:
-    sandbox.reset(seed=TEST_SEED, scale=SCALE, now=TEST_NOW.isoformat())
+    """A throwaway warehouse against the sandbox, reset at SCALE (sandbox_scale above)."""
     for name, value in sandbox.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import TEST_NOW, TEST_SEED
+from tests.conftest import TEST_NOW
 
 SCALE = 0.05
 SENTINELS = {
@@ -133,8 +133,14 @@ class Scan:
 
 @pytest.fixture
 def small(sandbox):
-    sandbox.reset(seed=TEST_SEED, scale=SCALE, now=TEST_NOW.isoformat())
+    """The sandbox, reset at SCALE (sandbox_scale below)."""
     return sandbox
+
+
+@pytest.fixture
+def sandbox_scale() -> float:
+    """Every test here that uses the sandbox wants the small world: reset it once, at SCALE."""
+    return SCALE
 
 
 def test_no_key_reaches_anything_the_program_writes(small, tmp_path):

@@ -30,8 +30,14 @@ MALFORMED = "two..dots@example.test"  # passes our loose check; find answers 400
 
 @pytest.fixture
 def small(sandbox):
-    sandbox.reset(seed=TEST_SEED, scale=SCALE, now=TEST_NOW.isoformat())
+    """The sandbox, reset at SCALE (sandbox_scale below)."""
     return sandbox
+
+
+@pytest.fixture
+def sandbox_scale() -> float:
+    """Every test here that uses the sandbox wants the small world: reset it once, at SCALE."""
+    return SCALE
 
 
 def world_emails() -> list[str]:

@@ -13,8 +13,7 @@ import pytest
 from pipelines.runner import SOURCE_NAMES
 from pipelines.status import check_freshness
 from pipelines.transform import run_transforms
-from sandbox.control import SandboxControl
-from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
+from tests.conftest import both_sandbox_modes
 from tests.sources.conftest import Warehouse
 
 # Loops feeds no mart; leaving it out keeps the test fast (it is paced at 9 req/s).
@@ -28,11 +27,9 @@ E2E_SCALE = 0.1
 
 
 @pytest.fixture
-def sandbox(sandbox_server, sandbox_mode) -> SandboxControl:
-    """tests/conftest.py's fresh sandbox, at E2E_SCALE (the warehouse fixture uses it too)."""
-    control = SandboxControl(sandbox_server.base_url)
-    control.reset(seed=TEST_SEED, scale=E2E_SCALE, now=TEST_NOW.isoformat(), doc_shapes=sandbox_mode == "doc_shapes")
-    return control
+def sandbox_scale() -> float:
+    """tests/conftest.py's sandbox (and so the warehouse fixture) at E2E_SCALE."""
+    return E2E_SCALE
 
 
 def load_and_build(warehouse):
