@@ -118,14 +118,24 @@ class Env:
         return {r[0]: r[1:] for r in rows}
 
 
+_LOOPS_TRUTH: dict[tuple, set[tuple]] = {}
+
+
 def loops_reference(env: Env, capsys) -> set[tuple]:
-    """Loops' truth for the configured emails: what a clean lookup of each finds now."""
+    """Loops' truth for the configured emails: what a clean lookup of each finds now.
+    The world is a pure function of seed and clock (every case resets it), so the
+    lookup runs once per (seed, clock, emails): again after the advance case moved
+    the clock, not for every case."""
+    key = (env.seed, env.control.clock()["now"], tuple(env.emails))
+    if key in _LOOPS_TRUTH:
+        return _LOOPS_TRUTH[key]
     ref = Warehouse(env.root / "loops_ref.duckdb")
     env.mp.setenv("DLT_DATA_DIR", str(env.root / "dlt_ref"))
     try:
         (source,) = ref.run("loops").sources
         assert source.status == "loaded", source.message
-        return set(ref.query("select email, id, subscribed, created_at, first_name from loops.contacts"))
+        _LOOPS_TRUTH[key] = set(ref.query("select email, id, subscribed, created_at, first_name from loops.contacts"))
+        return _LOOPS_TRUTH[key]
     finally:
         env.mp.setenv("DLT_DATA_DIR", str(env.root / "dlt"))
 
