@@ -9,13 +9,13 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from dlt.sources.helpers.rest_client import RESTClient
 
 from sandbox.server import SandboxThread
 from sources._shared import http
+from sources.retreaver.helpers import page_of
 from sources.retreaver.settings import CATALOGUE_KEYS, TABLE_COLUMNS
 from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
 from tests.transforms.staging import STAGING_DIR, plain_sql
@@ -398,13 +398,8 @@ def test_doc_shapes_full_pages_without_link_and_null_only_columns(sandbox, wareh
     system_affiliate_id that is always null still give every declared column, and
     the staging models run."""
     t = truth(sandbox)
-    # The world is dated from today, so a fixed number of days can hold fewer than
-    # three pages of calls; walk back until it holds more.
-    created_since, start = 0, None
-    for day in sorted(t["calls_by_day"], reverse=True):
-        created_since, start = created_since + t["calls_by_day"][day]["count"], day
-        if created_since > 300:
-            break
+    start = recent_start(sandbox)
+    created_since = sum(v["count"] for d, v in t["calls_by_day"].items() if d >= start)
     source = loaded(warehouse.run("retreaver", retreaver={"start_date": start}))
     assert created_since > 300 and source.rows["calls"] >= created_since
     pages = [r for r in sandbox.requests("retreaver") if r["path"] == "/api/v2/calls.json"]
@@ -495,13 +490,16 @@ def test_report_timezone_sets_the_window_midnights():
 
 
 # ------------------------------------------------- next page asked ahead (prefetch)
-def page_number(url: str) -> int:
-    return int(parse_qs(urlsplit(url).query).get("page", ["1"])[-1])
-
-
-def recent_start(sandbox: Any, days: int = 3) -> str:
-    """A start_date whose calls walk holds a few pages (the last ``days`` days)."""
-    return sorted(truth(sandbox)["calls_by_day"])[-days]
+def recent_start(sandbox: Any) -> str:
+    """The latest start_date whose calls walk holds more than three pages. The world
+    is dated from today, so a fixed number of days can hold fewer (one day: 299)."""
+    by_day = truth(sandbox)["calls_by_day"]
+    created_since = 0
+    for day in sorted(by_day, reverse=True):
+        created_since += by_day[day]["count"]
+        if created_since > 300:
+            return day
+    raise AssertionError(f"the whole world holds only {created_since} calls")
 
 
 @pytest.mark.parametrize("prefetch", [True, False])
@@ -518,7 +516,7 @@ def test_next_calls_page_arrives_while_the_page_before_is_processed(sandbox, war
     def processing_then_send(self: Any, request: Any, **kwargs: Any) -> Any:
         if CALLS in (request.url or ""):
             time.sleep(0.05)
-            page = page_number(request.url) if request.params is None else int((request.params or {}).get("page", 1))
+            page = page_of(request.url) if request.params is None else int((request.params or {}).get("page", 1))
             asked.setdefault(page, datetime.now().timestamp())
         return send_request(self, request, **kwargs)
 
@@ -552,7 +550,7 @@ def fault_on_page_asked_ahead(monkeypatch: Any, sandbox: Any, kind: str, count: 
     senders: list[str] = []
 
     def send_with_fault(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if not senders and CALLS in (request.url or "") and page_number(request.url) == 2:
+        if not senders and CALLS in (request.url or "") and page_of(request.url) == 2:
             senders.append(threading.current_thread().name)
             sandbox.add_fault(kind, api="retreaver", path_contains=CALLS, count=count, retry_after=1)
         return send(self, request, *args, **kwargs)
@@ -608,10 +606,10 @@ def test_a_page_asked_ahead_is_handed_only_to_the_walk_that_asked_for_it():
 
     class Fake(BaseAdapter):
         def send(self, request: Any, **kwargs: Any) -> Response:
-            sent.append(page_number(request.url))
+            sent.append(page_of(request.url))
             response = Response()
             response.status_code, response.url, response.request = 200, request.url, request
-            response._content = f'[{{"page": {page_number(request.url)}, "sent": {len(sent)}}}]'.encode()
+            response._content = f'[{{"page": {page_of(request.url)}, "sent": {len(sent)}}}]'.encode()
             return response
 
         def close(self) -> None:
