@@ -35,6 +35,10 @@ dlt.config["data_writer.disable_compression"] = True
 # of JSON each) cost ~100 MB in extract and again in normalize; 1,000 measured no
 # slower at scale 10 (docs/benchmarks.md).
 dlt.config["data_writer.buffer_max_items"] = 1000
+# Resources that hand dlt Arrow tables (sources/_shared/arrow.py) keep the same
+# per-row columns as dict rows: the load id and a unique row id.
+dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 
 
 def destination_name() -> str:

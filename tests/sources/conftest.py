@@ -55,3 +55,20 @@ def warehouse(sandbox, monkeypatch, tmp_path) -> Warehouse:
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
     return Warehouse(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture
+def arrow_rows(monkeypatch) -> list[int]:
+    """Rows of every batch sources/_shared/arrow.py turned into an Arrow table."""
+    from sources._shared import arrow
+
+    converted: list[int] = []
+    to_arrow = arrow.rows_to_arrow
+
+    def counting(rows: Any, columns: Any) -> Any:
+        table = to_arrow(rows, columns)
+        converted.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(arrow, "rows_to_arrow", counting)
+    return converted
