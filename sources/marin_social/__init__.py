@@ -30,6 +30,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
+from sources._shared.arrow import ArrowPages
 from sources._shared.http import concurrency_setting, error_hook, record_skip, session_for
 from sources._shared.window import backfill_window
 from sources.marin_social.helpers import (
@@ -111,6 +112,8 @@ def marin_social_source(
     ad_dimensions_refresh_hours: float = AD_DIMENSIONS_REFRESH_HOURS,
     # Requests open at once (settings.MAX_CONCURRENT_REQUESTS); 1: one page at a time.
     max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
+    # Hand statistics to dlt as Arrow tables (sources/_shared/arrow.py); False: dict rows.
+    arrow_stats: bool = True,
 ) -> Any:
     base_url = base_url.rstrip("/") + "/"
     window = backfill_window("marin_social", start_date, end_date)
@@ -174,7 +177,8 @@ def marin_social_source(
     names = conversion_names(conversion_metrics or CONVERSION_METRICS)
     stats = [
         _stats_resource(
-            table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window, page_size, parallel
+            table, level, id_column, resources["media_plans"], client, accounts, first_day, restatement_days, names, window, page_size, parallel,
+            arrow_stats,
         )
         for table, (level, id_column) in STATS_LEVELS.items()
     ]
@@ -283,15 +287,20 @@ def _stats_resource(
     window: tuple[date, date] | None = None,
     page_size: int = PAGE_SIZE,
     parallel: bool = False,
+    arrow: bool = False,
 ) -> Any:
     """Statistics of ``level`` per media plan. ``parallel``: each plan's pages are
     walked in dlt's extract pool, side by side with the other plans'
     (``_side_by_side``); state is read in the extract thread and each plan's last
-    day written by its own walk, after its last page."""
+    day written by its own walk, after its last page. ``arrow``: rows reach dlt as
+    Arrow tables (``ArrowPages``); each plan's walk then ends with an empty page,
+    so the last walk to finish hands on the rows still collected."""
 
     def plan_pages(plan_id: str, account: dict[str, Any], params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         for page in _walk(client, f"clients/{plan_id}/statistics", params):
             yield [shape_stats_row(row, account, conversions, STATS_MONEY_FIELDS) for row in page]
+        if arrow:
+            yield []
 
     @dlt.transformer(
         data_from=media_plans,
@@ -346,4 +355,7 @@ def _stats_resource(
             # object's id and client_id on each row).
             yield from _side_by_side(tracked(plan_id, account, params, end), parallel)
 
+    if arrow:
+        # After the transformer and the bad-record filter (placement_affinity).
+        stats.add_step(ArrowPages(SOURCE, f"GET /clients/{{id}}/statistics?level={level}", TABLE_COLUMNS[table]))
     return stats

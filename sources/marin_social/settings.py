@@ -90,6 +90,13 @@ def _stats_columns() -> dict[str, dict[str, Any]]:
         "account_id": _typed("text"),
         "currency": _typed("text"),
         "timezone": _typed("text"),
+        # Ratios and percentages the doc's rows carry as numbers (ctrLinks, convRate...
+        # under dlt's snake_case names): not money, kept as doubles.
+        "ctr": _typed("double"),
+        "ctr_links": _typed("double"),
+        "conv_rate": _typed("double"),
+        "conv_rate_links": _typed("double"),
+        "roi": _typed("double"),
     }
 
 # Raw table -> dlt column hints (with types) of every column a staging model reads,

@@ -716,3 +716,36 @@ def test_a_walk_leaves_the_params_it_was_given_alone(small):
     pages = list(_walk(client, "accounts", params))
     assert len(pages) > 1  # one account a page: the walk went past page 1
     assert params == {"limit": 1}
+
+
+@both_sandbox_modes
+def test_statistics_as_arrow_tables_load_what_dict_rows_load(small, sandbox_mode, monkeypatch, tmp_path, arrow_rows):
+    """Statistics handed to dlt as Arrow tables (the default) against the same walks as
+    dict rows (arrow_stats=False), over a first load and a restating run after the
+    clock moved: the same tables, column types and requests, with side-by-side walks
+    (their batches interleave) and the doc's integer ratios ("ctr": 0)."""
+    sb, wh = small
+    dicts = Warehouse(tmp_path / "dicts.duckdb")
+    requests_seen: dict[str, list[int]] = {"arrow": [], "dicts": []}
+    stats_loaded = 0
+    for _ in range(2):
+        for name, target, state in (("arrow", wh, "dlt"), ("dicts", dicts, "dlt-dicts")):
+            monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / state))
+            seq = (sb.requests(API) or [{"seq": 0}])[-1]["seq"]
+            result = target.run(API, marin_social={"page_size": 50, "arrow_stats": name == "arrow"}).sources[0]
+            assert result.status == "loaded", result.message
+            stats_loaded += sum(result.rows[t] for t in STATS) if name == "arrow" else 0
+            requests_seen[name].append(len(sb.requests(API, since=seq)))
+        sb.advance(1)
+    assert requests_seen["arrow"] == requests_seen["dicts"]
+    assert sum(arrow_rows) == stats_loaded > 0  # every statistics row went as Arrow
+
+    def types(target: Warehouse) -> list[tuple]:
+        return target.query(
+            "select table_name, column_name, data_type from information_schema.columns where table_schema = ? order by 1, 2", [API]
+        )
+
+    assert types(wh) == types(dicts)
+    assert _contents(wh) == _contents(dicts)
+    for table in STATS:
+        assert wh.query(f"select count(*) = count(distinct _dlt_id) from {API}.{table}") == [(True,)]
