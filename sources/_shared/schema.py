@@ -75,7 +75,10 @@ def guard_rows(source: Any, name: str) -> Any:
     field and value, and logged, so the rows around it load and nothing is dropped
     silently. Without it, dlt fails the whole load package on a null key, and moves an
     unparseable value into a ``<column>__v_text`` variant column the marts never read.
-    Timestamps that pass arrive at dlt parsed (``_parse_timestamps``).
+    Timestamps that pass arrive at dlt parsed: dlt's own coercion of an ISO string
+    (pendulum, per value) was a third of normalize's time on call rows. Only strings
+    with an offset are replaced, so naive ones keep dlt's reading of them; the
+    cursor column keeps the vendor's string (its stored state compares strings).
     """
     import logging
 
@@ -89,21 +92,6 @@ def guard_rows(source: Any, name: str) -> Any:
         typed = {c: h.get("data_type") for c, h in columns.items() if h.get("data_type") in (*_NUMERIC, *_MOMENTS)}
         resource.add_filter(_row_filter(name, f"resource {resource.name}", keys, typed, record_skip, log, _cursor_of(resource)))
     return source
-
-
-def _parse_timestamps(row: dict[str, Any], columns: tuple[str, ...]) -> None:
-    """Hand dlt timestamps it need not parse: dlt's own coercion of an ISO string
-    (pendulum, per value) was a third of normalize's time on call rows. Only strings
-    with an offset are replaced, so naive ones keep dlt's reading of them."""
-    for column in columns:
-        value = row.get(column)
-        if isinstance(value, str) and value:
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                continue  # a form only pendulum reads: dlt parses it as before
-            if parsed.tzinfo is not None:
-                row[column] = parsed
 
 
 def _cursor_of(resource: Any) -> Any:
@@ -120,8 +108,9 @@ def _cursor_of(resource: Any) -> Any:
 
 
 def _row_filter(name: str, where: str, keys: list[str], typed: dict[str, Any], record_skip: Any, log: Any, cursor: Any) -> Any:
-    all_timestamps = tuple(c for c, t in typed.items() if t == "timestamp")
-    timestamps: list[tuple[str, ...]] = []  # decided at the first row (see _cursor_of)
+    typed_columns = tuple(typed.items())
+    all_timestamps = tuple(c for c, t in typed_columns if t == "timestamp")
+    timestamps: list[frozenset[str]] = []  # decided at the first row (see _cursor_of)
 
     # A one-argument function: dlt passes a second (meta) argument to filters that take two.
     def keep(row: Any) -> bool:
@@ -131,11 +120,33 @@ def _row_filter(name: str, where: str, keys: list[str], typed: dict[str, Any], r
         if missing:
             detail = f"row without primary key `{'`, `'.join(missing)}` skipped"
         else:
-            bad = next(((c, why) for c, t in typed.items() if (why := _bad_value(row.get(c), t))), None)
+            if not timestamps:
+                timestamps.append(frozenset(c for c in all_timestamps if c != cursor()))
+            parse = timestamps[0]
+            parsed: list[tuple[str, datetime]] = []
+            bad = None
+            # Once per row and typed column (most of a call's extract CPU): only
+            # strings can be bad (_bad_value), and a timestamp string is parsed once.
+            for column, data_type in typed_columns:
+                value = row.get(column)
+                if not isinstance(value, str) or not value:
+                    continue
+                if column in parse:
+                    try:
+                        moment = datetime.fromisoformat(value)
+                    except ValueError:
+                        pass  # a form only pendulum reads: judged below, parsed by dlt
+                    else:
+                        if moment.tzinfo is not None:
+                            parsed.append((column, moment))
+                        continue
+                why = _bad_value(value, data_type)
+                if why:
+                    bad = (column, why)
+                    break
             if bad is None:
-                if not timestamps:
-                    timestamps.append(tuple(c for c in all_timestamps if c != cursor()))
-                _parse_timestamps(row, timestamps[0])
+                for column, moment in parsed:
+                    row[column] = moment
                 return True
             detail = f"field `{bad[0]}` = {str(row[bad[0]])[:40]!r} {bad[1]} ({typed[bad[0]]}): row skipped"
         record_skip(name, where, None, detail)
