@@ -718,7 +718,7 @@ def test_a_walk_leaves_the_params_it_was_given_alone(small):
     assert params == {"limit": 1}
 
 
-@both_sandbox_modes
+@pytest.mark.parametrize("sandbox_mode", ["doc_shapes"])  # the doc's rows: integer ratios, doc-shaped links
 def test_statistics_as_arrow_tables_load_what_dict_rows_load(small, sandbox_mode, monkeypatch, tmp_path, arrow_rows):
     """Statistics handed to dlt as Arrow tables (the default) against the same walks as
     dict rows (arrow_stats=False), over a first load and a restating run after the
