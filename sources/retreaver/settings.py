@@ -106,20 +106,19 @@ TABLE_COLUMNS: dict[str, dict[str, TColumnSchema]] = {
         # (sources/_shared/arrow.py). Fields the doc only shows as null
         # (caller_number_sent, upstream_call_uuid, conversion_seconds, the *_timer_fired
         # flags) stay undeclared: dlt types them from their first value.
-        **_text("caller_state", "caller_city", "caller_country", "dialed_number", "hung_up_by", "visitor_url"),
-        **_bigint("ivr_duration", "hold_duration", "callpixels_target_id", "fired_pixels_count", "billable_minutes"),
-        **_bool("payable_duplicate", "receivable_duplicate", "repeat", "affiliate_repeat", "target_repeat", "number_repeat"),
-        "keys_pressed": {"data_type": "json"},
-        "downstream_call_uuids": {"data_type": "json"},
-        "target_group": {"data_type": "json"},
-        **_text("recording_url"),
-        **_bool("payable", "receivable"),
-        **_text("tid"),
-        "fired_pixels": {"data_type": "json"},
-        **_text("via"),
-        **_bool("rescued"),
-        **_bigint("time_to_call_in_seconds", "time_to_connect_in_seconds"),
-        **_text("caller_zip"),
+        **_text(
+            "caller_state", "caller_city", "caller_country", "caller_zip", "dialed_number", "hung_up_by",
+            "visitor_url", "recording_url", "tid", "via",
+        ),
+        **_bigint(
+            "ivr_duration", "hold_duration", "callpixels_target_id", "fired_pixels_count", "billable_minutes",
+            "time_to_call_in_seconds", "time_to_connect_in_seconds",
+        ),
+        **_bool(
+            "payable", "receivable", "payable_duplicate", "receivable_duplicate", "repeat", "affiliate_repeat",
+            "target_repeat", "number_repeat", "rescued",
+        ),
+        **{name: {"data_type": "json"} for name in ("keys_pressed", "downstream_call_uuids", "target_group", "fired_pixels")},
     },
     "campaigns": {**_bigint("id"), **_text("cid", "name"), **timestamp_columns(CATALOGUE_TIMESTAMP_FIELDS)},
     "affiliates": {
