@@ -34,6 +34,7 @@ from sources._shared.arrow import ArrowPages
 from sources._shared.http import concurrency_setting, error_hook, record_skip, session_for
 from sources._shared.window import backfill_window
 from sources.marin_social.helpers import (
+    DATA,
     AdWalkSchedule,
     CheckedPages,
     conversion_names,
@@ -133,7 +134,7 @@ def marin_social_source(
     def endpoint(path: str) -> dict[str, Any]:
         # Doc "Pagination": every list answers {"data": [...], "range": {...}}. One
         # paginator per resource (it counts that resource's rows).
-        return {"path": path, "params": list_params, "paginator": CheckedPages(SOURCE), "data_selector": "data", "response_actions": [raise_on_error]}
+        return {"path": path, "params": list_params, "paginator": CheckedPages(SOURCE), "data_selector": DATA, "response_actions": [raise_on_error]}
 
     config: RESTAPIConfig = {
         "client": {"base_url": base_url, "auth": auth, "session": session},
@@ -163,7 +164,7 @@ def marin_social_source(
         ],
     }
     resources = {r.name: r for r in rest_api_resources(config)}
-    client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector="data")
+    client = RESTClient(base_url=base_url, auth=auth, session=session, data_selector=DATA)
     networks = conversion_names(ad_set_networks or AD_SET_NETWORKS)
     schedule = AdWalkSchedule(float(ad_dimensions_refresh_hours))
     children = _children(client, resources["campaigns"], list_params, networks, schedule, parallel)
