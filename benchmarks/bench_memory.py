@@ -9,7 +9,10 @@ process's ``VmRSS`` is sampled from ``/proc/<pid>/status`` every ``--every``
 seconds (default 0.25); ``VmHWM`` at its end is the peak. Prints, per source and
 phase, the RSS at its start and the highest RSS seen while it ran, and which phases
 were running at the peak. ``--tracemalloc`` also prints, at the end of each phase,
-the Python heap's current and peak size (slower: only to tell Python from DuckDB).
+the Python heap's current and peak size and the lines holding most of it, glibc's
+heap in use and freed-but-kept (``mallinfo2``), pyarrow's pool and the RSS that
+is anonymous memory rather than mapped library files (slower: only to
+tell who holds the memory).
 
 Results: benchmarks/results/memory_scale<N>.json.
 """
@@ -17,6 +20,7 @@ Results: benchmarks/results/memory_scale<N>.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -30,12 +34,40 @@ from harness import ROOT, save, start_sandbox
 
 # Runs the CLI with dlt's three steps wrapped: "@phase <t> <source> <phase> start|end [py_mb py_peak_mb]".
 _WRAPPER = r"""
-import sys, time, threading, tracemalloc
+import ctypes, json, sys, time, threading, tracemalloc
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 TRACE = sys.argv.pop(1) == "1"
 if TRACE:
     tracemalloc.start()
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+def _heap():
+    # Who holds the memory: live Python objects (tracemalloc, by line), glibc's heap
+    # in use and free-but-kept (mallinfo2), and pyarrow's pool.
+    mb = lambda n: round(n / 2**20, 1)
+    out = {"python_mb": mb(tracemalloc.get_traced_memory()[0])}
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        m = libc.mallinfo2()
+        out.update(malloc_in_use_mb=mb(m.uordblks + m.hblkhd), malloc_free_kept_mb=mb(m.fordblks),
+                   malloc_mmapped_mb=mb(m.hblkhd))
+    except (OSError, AttributeError):
+        pass
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                key, kb, _ = line.split()
+                out[key.rstrip(":").lower() + "_mb"] = round(int(kb) / 1024, 1)
+    import pyarrow
+    out["arrow_mb"] = mb(pyarrow.total_allocated_bytes())
+    stats = tracemalloc.take_snapshot().statistics("lineno")[:8]
+    out["top"] = [[str(s.traceback[0]), mb(s.size), s.count] for s in stats]
+    return out
 def _wrap(step):
     original = getattr(Pipeline, step)
     def wrapped(self, *a, **k):
@@ -48,6 +80,7 @@ def _wrap(step):
             if TRACE:
                 cur, peak = tracemalloc.get_traced_memory()
                 extra = f" {cur / 2**20:.0f} {peak / 2**20:.0f}"
+                print(f"@heap {name} {step} {json.dumps(_heap())}", file=sys.stderr, flush=True)
             print(f"@phase {time.monotonic():.3f} {name} {step} end{extra}", file=sys.stderr, flush=True)
     setattr(Pipeline, step, wrapped)
 for step in ("extract", "normalize", "load"):
@@ -80,11 +113,15 @@ def run_once(env: dict[str, str], args: list[str], every: float, trace: bool) ->
     t0 = time.monotonic()
     events: list[tuple[float, str, str, str, list[str]]] = []
     tail: list[str] = []
+    heaps: dict[tuple[str, str], dict[str, Any]] = {}
 
     def read_stderr() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
-            if line.startswith("@phase "):
+            if line.startswith("@heap "):
+                _, source, step, body = line.split(" ", 3)
+                heaps[(source, step)] = json.loads(body)
+            elif line.startswith("@phase "):
                 _, t, source, step, edge, *extra = line.split()
                 events.append((float(t) - t0, source, step, edge, extra))
             else:
@@ -128,6 +165,7 @@ def run_once(env: dict[str, str], args: list[str], every: float, trace: bool) ->
             "rss_at_start_mb": round((before[-1] if before else 0) / 1024),
             "rss_max_mb": round(max(inside, default=0) / 1024),
             **({"python_mb": float(extra[0]), "python_peak_mb": float(extra[1])} if extra else {}),
+            **({"heap_at_end": heaps[(source, step)]} if (source, step) in heaps else {}),
         })
     peak_t, peak_kb = max(samples, key=lambda s: s[1]) if samples else (0.0, 0)
     at_peak = [f"{p['source']}.{p['phase']}" for p in phases if p["start_s"] <= peak_t <= p["end_s"]]
@@ -172,6 +210,11 @@ def main() -> None:
                 py = f"  python {p['python_mb']:.0f} MB (peak {p['python_peak_mb']:.0f})" if "python_mb" in p else ""
                 print(f"  {p['start_s']:7.1f}-{p['end_s']:7.1f} s  {p['source']:13s} {p['phase']:9s} "
                       f"RSS {p['rss_at_start_mb']:4d} -> max {p['rss_max_mb']:4d} MB{py}")
+                heap = p.get("heap_at_end")
+                if heap:
+                    print("      at its end: " + ", ".join(f"{k} {v}" for k, v in heap.items() if k != "top"))
+                    for where, mb, count in heap["top"][:4]:
+                        print(f"        {mb:7.1f} MB in {count:8d} blocks  {where}")
     finally:
         sandbox.stop()
     save(args.name or f"memory_scale{args.scale:g}", {"scale": args.scale, "sources": args.sources, "repetitions": reps})
