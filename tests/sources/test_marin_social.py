@@ -749,3 +749,45 @@ def test_statistics_as_arrow_tables_load_what_dict_rows_load(small, sandbox_mode
     assert _contents(wh) == _contents(dicts)
     for table in STATS:
         assert wh.query(f"select count(*) = count(distinct _dlt_id) from {API}.{table}") == [(True,)]
+
+
+def test_each_page_is_decoded_once_and_a_rewritten_body_again(small, monkeypatch):
+    """dlt reads a page's body three times (the data selector, the paginator's
+    nb_pages, our range.total check): the shared session decodes it once
+    (sources/_shared/http.py), and decodes anew a body a hook rewrote."""
+    import types
+
+    from dlt.sources.helpers.rest_client import RESTClient
+    from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+
+    from sources._shared import http
+    from sources.marin_social import _walk
+
+    decoded: list[bytes] = []
+    real = http.orjson
+
+    def loads(body: bytes) -> Any:
+        decoded.append(body)
+        return real.loads(body)
+
+    monkeypatch.setattr(http, "orjson", types.SimpleNamespace(loads=loads, JSONDecodeError=real.JSONDecodeError))
+    sb, _ = small
+    env = sb.env()
+    http.reset_clients()
+    client = RESTClient(
+        base_url=env["SOURCES__MARIN_SOCIAL__BASE_URL"].rstrip("/") + "/",
+        auth=APIKeyAuth(name="key", api_key=env["SOURCES__MARIN_SOCIAL__API_KEY"], location="query"),
+        session=http.session_for(API, secrets=[env["SOURCES__MARIN_SOCIAL__API_KEY"]]),
+        data_selector="data",
+    )
+    pages = list(_walk(client, "accounts", {"limit": 1}))
+    assert len(pages) > 1
+    assert len(decoded) == len(pages)  # 3 per page before
+    assert [p[0]["id"] for p in pages] == [real.loads(body)["data"][0]["id"] for body in decoded]
+
+    response = pages[0].response
+    first = response.json()
+    assert response.json() is first
+    response._content = b'{"data": [], "range": {"total": 0}}'  # a hook rewriting the body
+    assert response.json() == {"data": [], "range": {"total": 0}}
+    http.reset_clients()
