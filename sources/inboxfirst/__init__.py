@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator, SinglePagePaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
@@ -40,6 +41,12 @@ from sources.inboxfirst.settings import (
     MAX_CONCURRENT_REQUESTS,
     TABLE_COLUMNS,
 )
+
+# dlt's jsonpath parses a string path anew each time it is given one (a fresh
+# parser, ~0.5 ms, on every page); compiled once, dlt takes them as they are.
+DATA = jsonpath.compile_path("data")
+DATA_LINKS = jsonpath.compile_path("data.links")
+NUM_PAGES = jsonpath.compile_path("num_pages")
 
 # Both halves of the Basic credentials, named in a 401/403 message.
 _CREDENTIALS = "USERNAME and SOURCES__INBOXFIRST__API_KEY"
@@ -115,7 +122,7 @@ def inboxfirst_source(
                         # enforced by BackfillWindow.keep.
                         **({"started_at__end": backfill.until_param()} if backfill else {}),
                     },
-                    "data_selector": "data",
+                    "data_selector": DATA,
                     # Contract: the campaign list is not paginated.
                     "paginator": SinglePagePaginator(),
                 },
@@ -139,7 +146,7 @@ def inboxfirst_source(
                     # may be null (absent for drafts, whose "stats" is null): the
                     # declared stat columns then stay NULL, never zeros.
                     "path": "campaigns/{resources.campaign_list.id}",
-                    "data_selector": "data",
+                    "data_selector": DATA,
                     "paginator": SinglePagePaginator(),
                     "response_actions": per_campaign,
                 },
@@ -155,11 +162,11 @@ def inboxfirst_source(
                 "endpoint": {
                     "path": "campaigns/{resources.campaigns.id}/link_stats",
                     "params": {"per_page": LINK_STATS_PAGE_SIZE},
-                    "data_selector": "data.links",
+                    "data_selector": DATA_LINKS,
                     # Doc: page starts at 0, per_page max 500, and the body's num_pages
                     # is "the total number of pages that match the query": the end.
                     "paginator": PageNumberPaginator(
-                        base_page=LINK_STATS_FIRST_PAGE, page_param="page", total_path="num_pages"
+                        base_page=LINK_STATS_FIRST_PAGE, page_param="page", total_path=NUM_PAGES
                     ),
                     "response_actions": per_campaign,
                 },
