@@ -10,6 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from tests.conftest import sandbox_server_of
+
+sandbox_server = sandbox_server_of("inboxfirst")
+
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 ENVELOPE = {"success", "data", "error_code", "error_message"}
 

@@ -10,6 +10,10 @@ from decimal import Decimal
 import pytest
 import requests
 
+from tests.conftest import sandbox_server_of
+
+sandbox_server = sandbox_server_of("listenloop")
+
 DOC_FIELDS = [  # every key of the doc's Create response, in order
     "id", "name", "organization_id", "user_defined_status", "archived_at", "worthy_of_dsp",
     "worthy_of_dsp_description", "destination_url", "accounts_count", "accounts_with_impression_count",

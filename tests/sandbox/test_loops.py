@@ -13,7 +13,9 @@ import requests
 
 from sandbox.loops.models import RateLimiter
 from sandbox.world import World
-from tests.conftest import TEST_NOW, TEST_SEED
+from tests.conftest import TEST_NOW, TEST_SEED, sandbox_server_of
+
+sandbox_server = sandbox_server_of("loops")
 
 CONTACT_FIELDS = [
     "id", "email", "firstName", "lastName", "source", "subscribed", "userGroup", "userId", "createdAt",

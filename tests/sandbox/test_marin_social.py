@@ -17,7 +17,9 @@ import requests
 
 from sandbox.marin_social.models import TWITTER_ACCOUNT, TWITTER_CAMPAIGNS, TWITTER_PLAN_ID
 from sandbox.world import World
-from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes
+from tests.conftest import TEST_NOW, TEST_SEED, both_sandbox_modes, sandbox_server_of
+
+sandbox_server = sandbox_server_of("marin_social")
 
 API = "marin_social"
 CONVERSIONS = ("leadgen.other", "app_custom_event.fb_mobile_purchase", "mobile_app_install")
