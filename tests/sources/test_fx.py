@@ -11,6 +11,9 @@ import pytest
 from pipelines.runner import Runner
 from sources.fx.helpers import FxFeedError, rate_rows, windows
 from sources.fx.settings import DEFAULT_LAG_DAYS
+from tests.conftest import sandbox_server_of
+
+sandbox_server = sandbox_server_of("fx")
 
 
 def fx_requests(sandbox, since: int = 0) -> list[dict]:

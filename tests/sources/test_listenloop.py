@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from sources.catalog import declared_columns
-from tests.conftest import both_sandbox_modes
+from tests.conftest import both_sandbox_modes, sandbox_server_of
+
+sandbox_server = sandbox_server_of("listenloop")
 
 # What the sandbox serves per page when asked for 100: the contract's cap, or the
 # lower cap of the doc-shaped mode (the index endpoint is undocumented).
