@@ -142,6 +142,11 @@ def loops_reference(env: Env, capsys) -> set[tuple]:
 
 def assert_equals_truth(env: Env, source: str, loops_truth: set[tuple], listenloop_runs: int) -> int:
     """The checks of tests/sources/test_<source>.py; returns the rows compared."""
+    with env.warehouse.reading():
+        return _assert_equals_truth(env, source, loops_truth, listenloop_runs)
+
+
+def _assert_equals_truth(env: Env, source: str, loops_truth: set[tuple], listenloop_runs: int) -> int:
     wh, sb = env.warehouse, env.control
     if source == "listenloop":
         assert test_listenloop.campaign_totals(wh) == test_listenloop.expected_totals(sb)

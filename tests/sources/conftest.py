@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,29 @@ class Warehouse:
 
     def __init__(self, path: Path):
         self.path = path
+        self._reader: duckdb.DuckDBPyConnection | None = None
 
     def run(self, *sources: str, **source_kwargs: Any) -> RunResult:
         return Runner(self.path, list(sources), source_kwargs=source_kwargs).run()
 
+    @contextmanager
+    def reading(self) -> Iterator[Warehouse]:
+        """One read-only connection for every query of the block: opening one costs
+        ~40 ms, a query on an open one ~5 ms. Nothing may write the file meanwhile
+        (the connection would block a writer and not see its rows)."""
+        if self._reader is not None:
+            yield self
+            return
+        self._reader = duckdb.connect(str(self.path), read_only=True)
+        try:
+            yield self
+        finally:
+            self._reader.close()
+            self._reader = None
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        if self._reader is not None:
+            return self._reader.execute(sql, params or []).fetchall()
         with duckdb.connect(str(self.path), read_only=True) as con:
             return con.execute(sql, params or []).fetchall()
 

@@ -67,15 +67,16 @@ def expected_report_totals(t: dict[str, Any], table: str) -> tuple:
 
 def assert_equals_truth(warehouse: Any, sandbox: Any) -> None:
     t = truth(sandbox)
-    assert call_totals(warehouse) == expected_call_totals(t)
-    assert warehouse.scalar("select max(updated_at) from retreaver.calls").isoformat(timespec="milliseconds").replace("+00:00", "Z") == t["calls"]["max_updated_at"]
-    assert warehouse.scalar("select count(*) from retreaver.calls where tag_utm_campaign is not null") == t["calls"]["with_utm_campaign"]
-    for table in ("report_daily", "report_campaign_daily"):
-        assert report_totals(warehouse, table) == expected_report_totals(t, table), table
-    assert warehouse.scalar("select count(*) - count(distinct (day, campaign_id)) from retreaver.report_campaign_daily") == 0
-    for table, key in CATALOGUE_KEYS.items():
-        n = t[table]["count"]
-        assert warehouse.query(f"select count(*), count(distinct {key}) from retreaver.{table}")[0] == (n, n), table
+    with warehouse.reading():
+        assert call_totals(warehouse) == expected_call_totals(t)
+        assert warehouse.scalar("select max(updated_at) from retreaver.calls").isoformat(timespec="milliseconds").replace("+00:00", "Z") == t["calls"]["max_updated_at"]
+        assert warehouse.scalar("select count(*) from retreaver.calls where tag_utm_campaign is not null") == t["calls"]["with_utm_campaign"]
+        for table in ("report_daily", "report_campaign_daily"):
+            assert report_totals(warehouse, table) == expected_report_totals(t, table), table
+        assert warehouse.scalar("select count(*) - count(distinct (day, campaign_id)) from retreaver.report_campaign_daily") == 0
+        for table, key in CATALOGUE_KEYS.items():
+            n = t[table]["count"]
+            assert warehouse.query(f"select count(*), count(distinct {key}) from retreaver.{table}")[0] == (n, n), table
 
 
 def loaded(result: Any) -> Any:
