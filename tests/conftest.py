@@ -61,25 +61,34 @@ def sandbox_server_of(*apis: str):
     return sandbox_server
 
 
-# The files that take longest, longest first (seconds on one core, from --durations
-# of the serial run in docs/benchmarks.md). pytest-xdist's --dist loadfile hands out
-# whole files in collection order (pyproject.toml turns off its own reordering, which
-# puts the files with the most tests first and so left these few-test, long files for
-# the end: one worker still busy with the PostgreSQL runs while the other idled).
-# Longest first, the many short files fill in at the end. A file not listed only
-# runs later; nothing is skipped.
+# The files that take longest, longest first (seconds from --durations of a whole
+# run on 2 workers at load ~8: what counts is their order). pytest-xdist's --dist
+# loadfile hands out whole files in collection order (pyproject.toml turns off its
+# own reordering, which puts the files with the most tests first and so left these
+# few-test, long files for the end: one worker still busy with the PostgreSQL runs
+# while the other idled). Longest first, the many short files fill in at the end. A
+# file not listed only runs later; nothing is skipped.
 SLOWEST_FILES = (
-    "tests/reliability/test_fault_matrix.py",  # 284
-    "tests/reliability/test_crash_consistency.py",  # 152
-    "tests/transforms/test_end_to_end.py",  # 231 at scale 1, about half at 0.1
-    "tests/pipelines/test_full_run.py",  # 103
-    "tests/reliability/test_secrets.py",  # 99
-    "tests/pipelines/test_destinations.py",  # 79
-    "tests/reliability/test_bad_data.py",  # 72
-    "tests/reliability/test_concurrency.py",  # 62
-    "tests/pipelines/test_dashboard.py",  # ~45, the demo
-    "tests/pipelines/test_live_view.py",  # ~40, the demo in tmux
-    "tests/reliability/test_bad_config.py",  # 32
+    "tests/reliability/test_fault_matrix.py",  # 484
+    "tests/transforms/test_end_to_end.py",  # 383
+    "tests/sources/test_retreaver.py",  # 360
+    "tests/sources/test_marin_social.py",  # 293
+    "tests/pipelines/test_full_run.py",  # 248
+    "tests/sources/test_inboxfirst.py",  # 245
+    "tests/reliability/test_crash_consistency.py",  # 238
+    "tests/reliability/test_secrets.py",  # 227
+    "tests/reliability/test_bad_data.py",  # 215
+    "tests/reliability/test_concurrency.py",  # 202
+    "tests/pipelines/test_destinations.py",  # 138
+    "tests/transforms/test_marts_golden.py",  # 134
+    "tests/pipelines/test_run.py",  # 115
+    "tests/pipelines/test_dashboard.py",  # 114, the demo
+    "tests/sources/test_loops.py",  # 107
+    "tests/pipelines/test_live_view.py",  # 95, the demo in tmux
+    "tests/transforms/test_dbt.py",  # 92
+    "tests/pipelines/test_backfill.py",  # 77
+    "tests/pipelines/test_ops.py",  # 71
+    "tests/reliability/test_bad_config.py",  # 67
 )
 
 
