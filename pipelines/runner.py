@@ -8,8 +8,6 @@ source does not stop the others.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import importlib
 import logging
 import threading
@@ -25,10 +23,11 @@ from urllib.parse import urlsplit
 
 import dlt
 import dlt.common.libs.pyarrow  # noqa: F401 - see below
-import pyarrow
+import pyarrow  # noqa: F401 - see below
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from pipelines import DEFAULT_WAREHOUSE
+from pipelines.memory import release_memory, tune_allocator
 from pipelines.ops import cursor_summary, schema_changes, utc_now
 from pipelines.warehouse import destination_secrets, finish_interrupted_normalize, is_local_duckdb, loader_file_format, make_pipeline
 from sources._shared.http import Redactor, reset_clients, stats_for
@@ -152,6 +151,7 @@ class Runner:
 
     def run(self) -> RunResult:
         reset_clients()
+        tune_allocator()
         with redacted_logging(self.redact):
             # Import every source module here, in one thread: imports racing in the
             # worker threads deadlock on Python's module locks (seen: dlt's
@@ -269,21 +269,6 @@ class Runner:
             # A failed run leaves the cursors where they were.
             failed.cursor_before = failed.cursor_after = before
             return failed
-
-
-def release_memory() -> None:
-    """Hand memory freed by the steps before back to the OS before the next one.
-
-    Extraction and normalize leave freed memory in glibc's and pyarrow's allocators
-    (RSS, not live objects: tracemalloc counted ~15 MB of Python heap after Marin
-    Social's extract); DuckDB's load then adds its own on top. Measured on every
-    source at scale 10: peak 457 MB without, 400 MB with (docs/benchmarks.md)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-    pyarrow.default_memory_pool().release_unused()
 
 
 def describe_error(exc: BaseException) -> str:

@@ -143,7 +143,7 @@ def _spilling_duckdb() -> Any:
 # Marin Social's 475-478 -> 329-341 MB, Retreaver's 375-381 -> 306-312 MB); text is still
 # compressed (FSST), the file grew ~7 %. Every source at
 # scale 10: peak RSS 1,107 MB with DuckDB's defaults, 665-710 MB with a 256 MB cap,
-# 428-440 MB with these (and runner.release_memory; docs/benchmarks.md).
+# 428-440 MB with these (and pipelines/memory.py; docs/benchmarks.md).
 # [warehouse] duckdb_memory_limit, duckdb_threads
 # and duckdb_disabled_compression ("" turns dictionary back on) override them.
 DUCKDB_MEMORY_LIMIT = "128MB"

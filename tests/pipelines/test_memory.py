@@ -1,0 +1,49 @@
+"""glibc's allocator as the run process tunes it (pipelines/memory.py)."""
+
+from __future__ import annotations
+
+import ctypes.util
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.memory import MMAP_THRESHOLD
+
+# Frees a 4 MiB block (glibc's default then raises its mmap threshold to 4 MiB),
+# allocates a block just over the tuned threshold, and prints how much of it got a
+# mapping of its own (mallinfo2's hblkhd), i.e. memory a free() hands back at once.
+PROBE = """
+import ctypes, sys
+from pipelines.memory import tune_allocator
+if sys.argv[1] == "tuned":
+    assert tune_allocator()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in fields]
+libc.mallinfo2.restype = MallInfo2
+libc.free(libc.malloc(4 << 20))
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(int(sys.argv[2]))
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+glibc_only = pytest.mark.skipif(
+    sys.platform != "linux" or "libc.so" not in str(ctypes.util.find_library("c")), reason="glibc's mallopt"
+)
+
+
+def mapped_bytes(mode: str, size: int) -> int:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode, str(size)], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+@glibc_only
+def test_buffers_over_the_threshold_get_a_mapping_even_after_a_big_block_was_freed():
+    size = MMAP_THRESHOLD + 64 * 1024
+    # glibc's default: the freed 4 MiB block raised the threshold, the buffer came from the heap.
+    assert mapped_bytes("default", size) == 0
+    assert mapped_bytes("tuned", size) >= size
