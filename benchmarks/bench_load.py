@@ -71,10 +71,17 @@ def replay(sandbox: Sandbox, entries: list[dict[str, Any]]) -> dict[str, Any]:
             query, headers = _auth(api, sandbox.env, entry)
             url = f"{sandbox.base}/{api}{entry['path']}" + (f"?{urlencode(query)}" if query else "")
             response = session.get(url, headers=headers, timeout=120)
+            # Even a loop paced under Loops' limit can be told to wait when the machine
+            # stalls and its requests bunch up; a bare script would wait and ask again.
+            while response.status_code == 429:
+                throttled[api] += 1
+                time.sleep(float(response.headers.get("Retry-After") or 1))
+                response = session.get(url, headers=headers, timeout=120)
             response.raise_for_status()
             response.json()
         return api, len(by_api[api]), time.monotonic() - started
 
+    throttled: Counter[str] = Counter()
     started = time.monotonic()
     first = [a for a in by_api if a in FIRST_WAVE]
     per_api = {}
@@ -84,6 +91,8 @@ def replay(sandbox: Sandbox, entries: list[dict[str, Any]]) -> dict[str, Any]:
     for api in [a for a in by_api if a not in FIRST_WAVE]:
         _, n, seconds = walk(api)
         per_api[api] = {"requests": n, "seconds": round(seconds, 2)}
+    for api, n in throttled.items():
+        per_api[api]["throttled"] = n
     return {"seconds": time.monotonic() - started, "per_api": per_api}
 
 
@@ -117,8 +126,12 @@ def main() -> None:
                 seq = sandbox.last_seq()
                 full = run_cli(["run", "--no-transform", "--json", "--warehouse", warehouse, *selection], env, sandbox)
                 full_entries = sandbox.requests_since(seq)
+                print(f"rep {rep + 1}: full {full.seconds:.1f}s, peak {full.peak_rss_mb:.0f} MB", flush=True)
                 transform = run_cli(["transform", "--warehouse", warehouse], env) if not args.sources else None
+                if transform:
+                    print(f"rep {rep + 1}: transform {transform.seconds:.1f}s", flush=True)
                 noop = run_cli(["run", "--no-transform", "--json", "--warehouse", warehouse, *selection], env, sandbox)
+                print(f"rep {rep + 1}: no-op {noop.seconds:.1f}s ({sum(noop.requests.values())} requests)", flush=True)
                 floor = replay(sandbox, full_entries)
                 rows = rows_by_source(full.document)
                 rep_result = {
