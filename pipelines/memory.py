@@ -38,8 +38,9 @@ def tune_allocator() -> bool:
     """Fix glibc's mmap and trim thresholds and cap its arenas, once per process,
     before the extract threads start. False where libc is not glibc (a no-op).
 
-    Measured at scale 5, every source, two runs side by side: peak RSS 538 ->
-    482 MB, RSS after the run 341 -> 273 MB, wall time 203 -> 207 s
+    Measured with every source, untuned and tuned side by side: scale 5, peak RSS
+    538 -> 482 MB, RSS after the run 341 -> 273 MB, 203 -> 207 s; scale 100, peak
+    578 -> 529 MB, Retreaver's load 566 -> 501 MB, 1,306 -> 1,329 s
     (docs/benchmarks.md, "Memory")."""
     global _tuned
     if _tuned is None:
