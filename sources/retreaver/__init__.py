@@ -30,6 +30,7 @@ from dlt.sources.rest_api.config_setup import create_response_hooks
 
 from sources._shared.arrow import ArrowPages
 from sources._shared.http import error_hook, session_for
+from sources._shared.jsonpaths import json_path
 from sources._shared.schema import not_in_future
 from sources._shared.window import backfill_window
 from sources.retreaver.helpers import (
@@ -116,7 +117,7 @@ def retreaver_source(
                 "path": f"{name}.json",
                 "params": {**company, "per_page": PAGE_SIZE},
                 # Contract: a top-level array of wrappers [{"campaign": {...}}].
-                "data_selector": f"$[*].{wrapper}",
+                "data_selector": json_path(f"$[*].{wrapper}"),
                 "paginator": PageWalkPaginator("retreaver", max_pages, ahead),
                 "response_actions": [on_error],
             },
@@ -136,7 +137,7 @@ def retreaver_source(
             "path": calls_path,
             # Doc: sort_by=updated_at is ALWAYS newest first, whatever order says.
             "params": {**company, "sort_by": "updated_at", "order": "desc", "per_page": calls_page_size},
-            "data_selector": "$[*].call",
+            "data_selector": json_path("$[*].call"),
             # The doc shows no Link header on v2 pages: a full page without one is
             # not the last (PageWalkPaginator asks the next page number). With
             # `ahead`, page N+1 is asked as soon as page N has ARRIVED: the server
@@ -241,7 +242,7 @@ def retreaver_source(
             "api/v1/reports.json",
             params=params,
             paginator=PageWalkPaginator("retreaver", max_pages, ahead),
-            data_selector="data",
+            data_selector=json_path("data"),
             hooks=report_hooks,
         ):
             yield [page] if isinstance(page, dict) else list(page)
