@@ -34,6 +34,7 @@ from typing import Any
 import dlt
 import yaml
 
+from pipelines.warehouse import duckdb_settings, out_of_memory_hint
 from sources.catalog import declared_columns
 from transforms import TRANSFORMS_DIR
 
@@ -170,6 +171,8 @@ def dbt_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
     secret = None
     if adapter == "duckdb":
         output["path"] = str(Path(credentials.database).resolve())
+        # Under a memory cap of its own, like the loads (pipelines/warehouse.py).
+        output["settings"] = duckdb_settings("transform")
     else:
         output.update(
             host=credentials.host,
@@ -269,7 +272,7 @@ def node_failure(results: Any) -> str | None:
     for result in results or []:
         status = str(getattr(result.status, "value", result.status))
         if status in ("error", "runtime error"):
-            return f"{result.node.original_file_path}: {_one_line(result.message)}"
+            return out_of_memory_hint(f"{result.node.original_file_path}: {_one_line(result.message)}", "transform")
     return None
 
 

@@ -103,6 +103,25 @@ def test_a_broken_model_names_its_file_and_keeps_the_old_mart(tmp_path, pipeline
     assert query(pipeline, "select n from marts.total") == [(2,)]
 
 
+def test_models_build_under_the_transform_memory_cap_and_running_out_names_the_setting(tmp_path, pipeline, monkeypatch):
+    """dbt's DuckDB connection gets the transforms' cap (160 MB) and one thread, not
+    DuckDB's 80 % of RAM; a model that needs more fails naming the cap and its setting."""
+    settings = "select current_setting('memory_limit') as cap, current_setting('threads') as threads, current_setting('preserve_insertion_order') as ordered"
+    root = project(tmp_path / "t", {"models/marts/settings.sql": settings})
+    build(pipeline, root)
+    assert query(pipeline, "select cap, threads, ordered from marts.settings") == [("152.5 MiB", 1, False)]
+
+    # string_agg holds its whole result in memory: ~20 MB cannot fit under 8 MB.
+    big = "select max(length(s)) as n from (select string_agg(i::varchar, ',') as s from range(3000000) as t(i))"
+    (root / "models/marts/big.sql").write_text(big)
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_TRANSFORM_MEMORY_LIMIT", "8MB")
+    with pytest.raises(TransformError, match=r"models/marts/big.sql: .*Out of Memory.*cap for the transform step is 8MB: raise it with WAREHOUSE__DUCKDB_TRANSFORM_MEMORY_LIMIT"):
+        build(pipeline, root)
+    monkeypatch.delenv("WAREHOUSE__DUCKDB_TRANSFORM_MEMORY_LIMIT")
+    build(pipeline, root)
+    assert query(pipeline, "select n from marts.big") == [(22888889,)]
+
+
 def test_a_failing_data_test_that_cannot_run_is_named(tmp_path, pipeline):
     root = project(tmp_path / "t", {"models/staging/stg_shop__orders.sql": STAGING, "tests/broken.sql": "select nope from {{ ref('stg_shop__orders') }}"})
     with pytest.raises(TransformError, match="tests/broken.sql"):

@@ -27,76 +27,113 @@ mapping as (
     from {{ ref('campaign_map') }}
 ),
 
+-- Each call's two keys, read in one pass over the calls: its utm_campaign as written
+-- (trimmed), matched exactly against campaign ids, and folded to lower case, matched
+-- against the map and campaign names.
 call_keys as (
     select
         call_uuid,
-        trim(utm_campaign) as utm_id,
-        lower(trim(utm_campaign)) as utm_key,
-        lower(trim(utm_source)) as source_key
+        lower(trim(utm_source)) as source_key,
+        unnest(array[trim(utm_campaign), lower(trim(utm_campaign))]) as match_key,
+        unnest(array[true, false]) as is_exact
     from calls
     where utm_campaign is not null
 ),
 
--- The platforms each call may be attributed to.
-call_platforms as (
-    select call_keys.call_uuid, campaigns.platform
-    from call_keys
+-- Every key that names a campaign, with its level: 1 the map ('campaign_map'), 2 the
+-- campaign id ('campaign_id'), 3 its name ('campaign_name').
+campaign_keys as (
+    select utm_key as match_key, false as is_exact, 1 as match_level, platform, campaign_id, false as is_source_bound
+    from mapping
+    union all
+    select campaigns.campaign_id as match_key, true, 2, campaigns.platform, campaigns.campaign_id, true
+    from campaigns
+    union all
+    select lower(trim(campaigns.campaign_name)), false, 3, campaigns.platform, campaigns.campaign_id, true
+    from campaigns
+),
+
+-- The platforms a call may be attributed to depend on its utm_source only: worked out
+-- once per source (a handful of rows), not per call.
+call_sources as (
+    select distinct lower(trim(utm_source)) as source_key
+    from calls
+    where utm_campaign is not null
+),
+
+source_rules as (
+    select call_sources.source_key, campaigns.platform
+    from call_sources
     cross join (select distinct platform from campaigns) as campaigns
     where campaigns.platform in (
             select source_platforms.platform from source_platforms
-            where source_platforms.source_key = call_keys.source_key
+            where source_platforms.source_key = call_sources.source_key
         )
         or not exists (
             select 1 from source_platforms
-            where source_platforms.source_key = call_keys.source_key
+            where source_platforms.source_key = call_sources.source_key
         )
 ),
 
+-- One pass over the calls joined to small tables only: the map overrides whatever the
+-- source; ids and names only match on a platform the source allows.
 candidates as (
-    select call_keys.call_uuid, 1 as match_level, 'campaign_map' as attribution_method, mapping.platform, mapping.campaign_id
+    select call_keys.call_uuid, campaign_keys.match_level, campaign_keys.platform, campaign_keys.campaign_id
     from call_keys
-    inner join mapping
-        on mapping.utm_key = call_keys.utm_key
-    union all
-    select call_keys.call_uuid, 2, 'campaign_id', campaigns.platform, campaigns.campaign_id
-    from call_keys
-    inner join campaigns
-        on campaigns.campaign_id = call_keys.utm_id
-    inner join call_platforms
-        on call_platforms.call_uuid = call_keys.call_uuid
-        and call_platforms.platform = campaigns.platform
-    union all
-    select call_keys.call_uuid, 3, 'campaign_name', campaigns.platform, campaigns.campaign_id
-    from call_keys
-    inner join campaigns
-        on lower(trim(campaigns.campaign_name)) = call_keys.utm_key
-    inner join call_platforms
-        on call_platforms.call_uuid = call_keys.call_uuid
-        and call_platforms.platform = campaigns.platform
+    inner join campaign_keys
+        on campaign_keys.match_key = call_keys.match_key
+        and campaign_keys.is_exact = call_keys.is_exact
+    left join source_rules
+        on source_rules.source_key is not distinct from call_keys.source_key
+        and source_rules.platform = campaign_keys.platform
+    where not campaign_keys.is_source_bound or source_rules.platform is not null
 ),
 
-deciding as (
-    select distinct candidates.call_uuid, candidates.attribution_method, candidates.platform, candidates.campaign_id
+-- The distinct campaigns each level found per call, then one row per call with every
+-- level's count side by side: plain aggregates, which DuckDB spills to disk under its
+-- memory cap (a self-join or a window over the candidates held them in memory).
+level_campaigns as (
+    select distinct call_uuid, match_level, platform, campaign_id
     from candidates
-    inner join (
-        select levels.call_uuid, min(levels.match_level) as match_level
-        from candidates as levels
-        group by levels.call_uuid
-    ) as first_level
-        on first_level.call_uuid = candidates.call_uuid
-        and first_level.match_level = candidates.match_level
+),
+
+per_call as (
+    select
+        call_uuid,
+        min(match_level) as first_level,
+        count(case when match_level = 1 then 1 end) as level_1_campaigns,
+        count(case when match_level = 2 then 1 end) as level_2_campaigns,
+        count(case when match_level = 3 then 1 end) as level_3_campaigns,
+        -- min() only matters with one candidate: with more, the call is ambiguous.
+        min(case when match_level = 1 then platform end) as level_1_platform,
+        min(case when match_level = 2 then platform end) as level_2_platform,
+        min(case when match_level = 3 then platform end) as level_3_platform,
+        min(case when match_level = 1 then campaign_id end) as level_1_campaign_id,
+        min(case when match_level = 2 then campaign_id end) as level_2_campaign_id,
+        min(case when match_level = 3 then campaign_id end) as level_3_campaign_id
+    from level_campaigns
+    group by call_uuid
+),
+
+-- The first level that found anything decides.
+first_levels as (
+    select
+        call_uuid,
+        case first_level when 1 then 'campaign_map' when 2 then 'campaign_id' else 'campaign_name' end as attribution_method,
+        case first_level when 1 then level_1_campaigns when 2 then level_2_campaigns else level_3_campaigns end as candidate_campaigns,
+        case first_level when 1 then level_1_platform when 2 then level_2_platform else level_3_platform end as platform,
+        case first_level when 1 then level_1_campaign_id when 2 then level_2_campaign_id else level_3_campaign_id end as campaign_id
+    from per_call
 ),
 
 resolved as (
     select
         call_uuid,
-        count(*) as candidate_campaigns,
-        max(attribution_method) as attribution_method,
-        -- min() only ever sees one row here: with more, the call is ambiguous.
-        case when count(*) = 1 then min(platform) end as attributed_platform,
-        case when count(*) = 1 then min(campaign_id) end as attributed_campaign_id
-    from deciding
-    group by call_uuid
+        candidate_campaigns,
+        attribution_method,
+        case when candidate_campaigns = 1 then platform end as attributed_platform,
+        case when candidate_campaigns = 1 then campaign_id end as attributed_campaign_id
+    from first_levels
 ),
 
 final as (

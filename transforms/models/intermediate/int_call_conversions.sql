@@ -1,3 +1,9 @@
+-- A table, not a view like the rest of this layer: two marts read it (call_conversions,
+-- conversions_daily), and as a view each of them re-ran the attribution of every
+-- call. Inlined into conversions_daily's union, that query ran out of a 160 MB cap at
+-- scale 100; read from this table it builds under 64 MB (docs/benchmarks.md).
+{{ config(materialized='table') }}
+
 -- Converted calls with their attribution, the row that owns each of them, and money
 -- in the reporting currency. A call attributed to a campaign belongs to that
 -- campaign's row, dated on that platform's calendar (a Marin Social campaign's
