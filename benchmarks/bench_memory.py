@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_memory.py --scale 10 [--sources a,b] [--repeat 2]
 
-Starts a sandbox, then runs ``marketing-etl run --no-transform`` (fresh warehouse
-and dlt state) in its own process with dlt's ``Pipeline.extract``, ``normalize``
+Starts a sandbox, then runs ``marketing-etl run --no-transform`` (``--transforms``:
+``marketing-etl run``, the marts build marked as phase "transforms build"; fresh
+warehouse and dlt state) in its own process with dlt's ``Pipeline.extract``, ``normalize``
 and ``load`` wrapped to print when each source enters and leaves each phase. The
 process's ``VmRSS`` is sampled from ``/proc/<pid>/status`` every ``--every``
 seconds (default 0.25); ``VmHWM`` at its end is the peak. Prints, per source and
@@ -85,6 +86,18 @@ def _wrap(step):
     setattr(Pipeline, step, wrapped)
 for step in ("extract", "normalize", "load"):
     _wrap(step)
+import pipelines.dbt
+_build = pipelines.dbt.build
+def _marked_build(*a, **k):
+    # The marts build (``run`` without --no-transform) as phase "transforms build".
+    print(f"@phase {time.monotonic():.3f} transforms build start", file=sys.stderr, flush=True)
+    try:
+        return _build(*a, **k)
+    finally:
+        if TRACE:
+            print(f"@heap transforms build {json.dumps(_heap())}", file=sys.stderr, flush=True)
+        print(f"@phase {time.monotonic():.3f} transforms build end", file=sys.stderr, flush=True)
+pipelines.dbt.build = _marked_build
 from pipelines.cli import main
 sys.argv = ["marketing-etl", *sys.argv[1:]]
 sys.exit(main())
@@ -189,6 +202,8 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.25, help="seconds between RSS samples")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap (slower)")
     parser.add_argument("--name", default=None, help="result file name (default memory_scale<N>)")
+    parser.add_argument("--transforms", action="store_true",
+                        help="the whole run as users run it: loads, then the marts build, the serving file and the dashboard")
     args = parser.parse_args()
 
     sandbox = start_sandbox(args.scale, args.seed)
@@ -199,7 +214,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 env = {**sandbox.env, "DLT_DATA_DIR": str(Path(tmp) / "dlt")}
                 load = os.getloadavg()
-                result = run_once(env, ["run", "--no-transform", "--warehouse", str(Path(tmp) / "m.duckdb"), *selection],
+                steps = [] if args.transforms else ["--no-transform"]
+                result = run_once(env, ["run", *steps, "--warehouse", str(Path(tmp) / "m.duckdb"), *selection],
                                   args.every, args.tracemalloc)
                 result["load_average_at_start"] = load
                 reps.append(result)
@@ -217,7 +233,8 @@ def main() -> None:
                         print(f"        {mb:7.1f} MB in {count:8d} blocks  {where}")
     finally:
         sandbox.stop()
-    save(args.name or f"memory_scale{args.scale:g}", {"scale": args.scale, "sources": args.sources, "repetitions": reps})
+    save(args.name or f"memory_scale{args.scale:g}",
+         {"scale": args.scale, "sources": args.sources, "transforms": args.transforms, "repetitions": reps})
 
 
 if __name__ == "__main__":

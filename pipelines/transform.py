@@ -13,6 +13,7 @@ import yaml
 
 from pipelines import DEFAULT_WAREHOUSE
 from pipelines.dbt import MissingRawTables, TestResult, TransformError, build, present_columns
+from pipelines.memory import release_memory
 from pipelines.warehouse import PIPELINE_PREFIX, make_destination
 from transforms import TRANSFORMS_DIR
 
@@ -84,6 +85,9 @@ def run_transforms(warehouse: str | Path = DEFAULT_WAREHOUSE, root: Path = TRANS
     problem = reporting_currency_error(pipeline, root, settings)
     if problem:
         return TransformResult("config_error", problem)
+    # After a run's loads in the same process: what the extracts freed goes back to
+    # the OS before dbt and its DuckDB take their share.
+    release_memory()
     try:
         built = build(pipeline, root, settings=settings, select=select)
     except MissingRawTables as exc:
