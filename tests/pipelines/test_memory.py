@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes.util
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,12 @@ def test_buffers_over_the_threshold_get_a_mapping_even_after_a_big_block_was_fre
     # glibc's default: the freed 4 MiB block raised the threshold, the buffer came from the heap.
     assert mapped_bytes("default", size) == 0
     assert mapped_bytes("tuned", size) >= size
+
+
+def test_arrow_allocates_from_glibc_not_a_pool_of_its_own():
+    """pyarrow's own pool (mimalloc) keeps freed batches resident; the system pool is
+    glibc, tuned and trimmed with the rest. The CLI sets it before pyarrow loads."""
+    probe = "import pipelines.cli, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "system"
