@@ -29,7 +29,14 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from pipelines import DEFAULT_WAREHOUSE
 from pipelines.memory import release_memory, tune_allocator
 from pipelines.ops import cursor_summary, schema_changes, utc_now
-from pipelines.warehouse import destination_secrets, finish_interrupted_normalize, is_local_duckdb, loader_file_format, make_pipeline
+from pipelines.warehouse import (
+    destination_secrets,
+    finish_interrupted_normalize,
+    is_local_duckdb,
+    loader_file_format,
+    make_pipeline,
+    out_of_memory_hint,
+)
 from sources._shared.http import Redactor, reset_clients, stats_for
 from sources._shared.schema import guard_rows
 
@@ -265,7 +272,7 @@ class Runner:
             return result
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
             log.debug("source %s failed:\n%s", name, self.redact(traceback.format_exc()))
-            failed = SourceResult(name, "failed", self.redact(describe_error(exc)))
+            failed = SourceResult(name, "failed", self.redact(out_of_memory_hint(describe_error(exc))))
             # A failed run leaves the cursors where they were.
             failed.cursor_before = failed.cursor_after = before
             return failed

@@ -42,6 +42,14 @@ def test_unconfigured_source_is_skipped_with_a_one_line_notice(warehouse, monkey
     assert by_name["retreaver"].status == "loaded"
 
 
+def test_a_load_out_of_memory_names_the_cap_and_the_setting_that_raises_it(warehouse, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE__DUCKDB_MEMORY_LIMIT", "1MB")
+    (source,) = warehouse.run("listenloop").sources
+    assert source.status == "failed"
+    assert "Out of Memory" in source.message
+    assert source.message.endswith("(DuckDB's cap for the load step is 1MB: raise it with WAREHOUSE__DUCKDB_MEMORY_LIMIT)")
+
+
 def test_a_failing_source_does_not_stop_the_others_and_the_cli_names_it(sandbox, warehouse, tmp_path):
     env = cli_env({**sandbox.env(), "DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__LISTENLOOP__API_KEY": "bad-token-999"})
     result = run_cli("--sources", "listenloop,retreaver", "--warehouse", str(warehouse.path), env=env)
