@@ -7,6 +7,10 @@ end of Retreaver's extract the process had 19 MB of live Python objects and 50 M
 in use in glibc's heap, but glibc kept 442 MB freed and not returned, and the
 process's anonymous RSS was 442 MB. DuckDB (its own allocator, handed back when a
 connection closes) and pyarrow (mimalloc, ``release_unused``) were not holding it.
+
+pyarrow allocates from glibc too: ``ARROW_DEFAULT_MEMORY_POOL=system`` is set in
+``pipelines/__init__.py``, not here, because pyarrow reads it once on import and
+this module imports pyarrow.
 """
 
 from __future__ import annotations

@@ -158,13 +158,16 @@ DUCKDB_DISABLED_COMPRESSION = "dictionary"
 # bigger worlds. [warehouse] duckdb_transform_memory_limit overrides it;
 # duckdb_threads sets both steps' threads.
 DUCKDB_TRANSFORM_MEMORY_LIMIT = "160MB"
-MEMORY_LIMIT_SETTINGS = {"load": "duckdb_memory_limit", "transform": "duckdb_transform_memory_limit"}
+# step -> ([warehouse] key of its DuckDB cap, the default)
+MEMORY_LIMITS = {
+    "load": ("duckdb_memory_limit", DUCKDB_MEMORY_LIMIT),
+    "transform": ("duckdb_transform_memory_limit", DUCKDB_TRANSFORM_MEMORY_LIMIT),
+}
 
 
 def memory_limit_setting(step: str = "load") -> tuple[str, str]:
     """(the environment variable that sets ``step``'s DuckDB cap, the cap in force)."""
-    key = MEMORY_LIMIT_SETTINGS[step]
-    default = DUCKDB_TRANSFORM_MEMORY_LIMIT if step == "transform" else DUCKDB_MEMORY_LIMIT
+    key, default = MEMORY_LIMITS[step]
     return f"WAREHOUSE__{key.upper()}", str(dlt.config.get(f"warehouse.{key}") or default)
 
 
