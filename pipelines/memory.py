@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow
 
@@ -58,6 +60,23 @@ def tune_allocator() -> bool:
                 for param, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_ARENA_MAX, ARENA_MAX))
             )
     return _tuned
+
+
+@contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Leave the objects that exist before a run (modules, classes, the caller's
+    own) out of the run's garbage collections (``gc.freeze``); back in afterwards.
+
+    ``release_memory`` collects between steps; a full collection walks every
+    tracked object, ~0.1 s for the ~150,000 of a process with dlt, DuckDB and
+    pyarrow imported, and holds the GIL meanwhile, so the other sources' extract
+    threads wait. Frozen, it walks only what the run made. Garbage that exists
+    before the run is kept until the run ends (unfreeze), not lost."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def release_memory() -> None:

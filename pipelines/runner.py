@@ -27,7 +27,7 @@ import pyarrow  # noqa: F401 - see below
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from pipelines import DEFAULT_WAREHOUSE
-from pipelines.memory import release_memory, tune_allocator
+from pipelines.memory import older_objects_frozen, release_memory, tune_allocator
 from pipelines.ops import cursor_summary, schema_changes, utc_now
 from pipelines.warehouse import (
     destination_secrets,
@@ -159,7 +159,7 @@ class Runner:
     def run(self) -> RunResult:
         reset_clients()
         tune_allocator()
-        with redacted_logging(self.redact):
+        with redacted_logging(self.redact), older_objects_frozen():
             # Import every source module here, in one thread: imports racing in the
             # worker threads deadlock on Python's module locks (seen: dlt's
             # rest_client.auth imported by two sources at once).
