@@ -66,18 +66,15 @@ def test_collections_between_steps_leave_out_what_existed_before_the_run(warehou
     """A full collection walks every object of the process (~0.1 s with dlt and
     pyarrow imported, the GIL held); between a run's steps only what the run made
     is walked. Afterwards the caller's objects are collectable again."""
-    older = [object() for _ in range(1000)]  # noqa: F841 - objects the caller holds
-    gc.collect()  # the caller's garbage goes now, not frozen into the run
-    tracked_before = len(gc.get_objects())
-    frozen_at_collection: list[int] = []
+    older = [object() for _ in range(10)]  # a container the caller holds
+    walked: list[bool] = []  # per collection: would it walk `older`?
 
     def release_and_record() -> None:
-        frozen_at_collection.append(gc.get_freeze_count())
+        walked.append(any(o is older for o in gc.get_objects()))  # frozen objects are not listed
         release_memory()
 
     monkeypatch.setattr(pipelines.runner, "release_memory", release_and_record)
     (result,) = warehouse.run("listenloop").sources
     assert result.status == "loaded", result.message
-    assert len(frozen_at_collection) == 2  # before normalize, before load
-    assert all(count >= tracked_before for count in frozen_at_collection), (frozen_at_collection, tracked_before)
-    assert gc.get_freeze_count() == 0
+    assert walked == [False, False]  # before normalize, before load
+    assert gc.get_freeze_count() == 0 and any(o is older for o in gc.get_objects())
