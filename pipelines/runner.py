@@ -32,6 +32,7 @@ from pipelines.ops import cursor_summary, schema_changes, utc_now
 from pipelines.warehouse import (
     destination_secrets,
     finish_interrupted_normalize,
+    held_open,
     is_local_duckdb,
     loader_file_format,
     make_pipeline,
@@ -253,11 +254,11 @@ class Runner:
             # extract() alone does not look at the destination (run() would): restore
             # the state (cursors) stored in the warehouse when it is newer than ours,
             # e.g. a scheduler that starts every run with an empty DLT_DATA_DIR.
-            with self._load_lock:
+            with self._load_lock, held_open(self.warehouse):
                 pipeline.sync_destination()
             before = cursor_summary(pipeline.state, name)
             pipeline.extract(source, loader_file_format=loader_file_format())
-            with self._load_lock:
+            with self._load_lock, held_open(self.warehouse):
                 finish_interrupted_normalize(pipeline)
                 release_memory()
                 pipeline.normalize()

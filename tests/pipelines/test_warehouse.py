@@ -6,7 +6,9 @@ from __future__ import annotations
 import dlt
 import duckdb
 import pytest
+from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
+import pipelines.runner
 from pipelines.warehouse import make_pipeline
 
 
@@ -91,3 +93,34 @@ def test_loads_connect_with_the_memory_settings(tmp_path, monkeypatch):
     with make_pipeline("settings", tmp_path / "w.duckdb").sql_client() as client:
         limit, _, _, disabled = client.execute_sql(query)[0]
     assert (limit, disabled) == ("953.6 MiB", "")
+
+
+def test_a_source_loads_through_one_open_database_not_one_per_load_job(warehouse, monkeypatch):
+    """dlt opens and closes the file around every load job (each open reads the
+    catalog, each close checkpoints); the runner keeps it open while a source loads,
+    so each of dlt's connections gets that open database. A global setting made on
+    it before the load is seen by every one of them; a reopened database would
+    have forgotten it."""
+    marked, seen = 777, []
+    borrow, before_load = DuckDbConnectionPool.borrow_conn, pipelines.runner.finish_interrupted_normalize
+
+    def borrow_and_look(self, *args, **kwargs):
+        connection = borrow(self, *args, **kwargs)
+        if before_load_called:
+            seen.append(connection.execute("SELECT current_setting('max_expression_depth')").fetchone()[0])
+        return connection
+
+    before_load_called = False
+
+    def mark_then_load(pipeline):
+        nonlocal before_load_called
+        with duckdb.connect(str(warehouse.path.resolve())) as connection:
+            connection.execute("SET GLOBAL max_expression_depth = 777")
+        before_load_called = True
+        before_load(pipeline)
+
+    monkeypatch.setattr(DuckDbConnectionPool, "borrow_conn", borrow_and_look)
+    monkeypatch.setattr(pipelines.runner, "finish_interrupted_normalize", mark_then_load)
+    (result,) = warehouse.run("listenloop").sources
+    assert result.status == "loaded", result.message
+    assert len(seen) >= 3 and set(seen) == {marked}, seen
