@@ -205,7 +205,10 @@ def held_open(warehouse: str | Path) -> Iterator[None]:
     times in a run of every source): each open reads the catalog and each close
     checkpoints, 35-50 ms apiece on a small warehouse. While a connection is open,
     DuckDB hands the same file's later connects the open database (~0.1 ms) and
-    checkpoints when the last one closes, here. Other destinations: nothing held."""
+    checkpoints when the last one closes, here. dlt sets checkpoint_threshold=1gb,
+    so a source's writes wait in the WAL until then; a run killed meanwhile has
+    them replayed on the next open (tests/reliability/test_crash_consistency.py).
+    Other destinations: nothing held."""
     if not is_local_duckdb():
         yield
         return
