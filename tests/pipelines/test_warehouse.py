@@ -102,21 +102,20 @@ def test_a_source_loads_through_one_open_database_not_one_per_load_job(warehouse
     it before the load is seen by every one of them; a reopened database would
     have forgotten it."""
     marked, seen = 777, []
+    loading = False
     borrow, before_load = DuckDbConnectionPool.borrow_conn, pipelines.runner.finish_interrupted_normalize
 
     def borrow_and_look(self, *args, **kwargs):
         connection = borrow(self, *args, **kwargs)
-        if before_load_called:
+        if loading:
             seen.append(connection.execute("SELECT current_setting('max_expression_depth')").fetchone()[0])
         return connection
 
-    before_load_called = False
-
     def mark_then_load(pipeline):
-        nonlocal before_load_called
+        nonlocal loading
         with duckdb.connect(str(warehouse.path.resolve())) as connection:
-            connection.execute("SET GLOBAL max_expression_depth = 777")
-        before_load_called = True
+            connection.execute(f"SET GLOBAL max_expression_depth = {marked}")
+        loading = True
         before_load(pipeline)
 
     monkeypatch.setattr(DuckDbConnectionPool, "borrow_conn", borrow_and_look)
