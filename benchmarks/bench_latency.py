@@ -1,6 +1,6 @@
 """Latency-bound throughput: the sandbox answers every request 100 ms late.
 
-    .venv/bin/python benchmarks/bench_latency.py --scale 1 --latency 0.1 [--repeat N]
+    .venv/bin/python benchmarks/bench_latency.py --scale 1 --latency 0.1 [--repeat N] [--sources a,b]
 
 The ceiling of a source is (requests it may have in flight) / latency, capped by
 its documented rate limit:
@@ -27,7 +27,11 @@ Reported per source, from the run's own figures and the sandbox's request log:
   on by default): what CPU alone (pipeline and sandbox share the cores) costs, a
   floor no concurrency setting goes below.
 
-Results: benchmarks/results/latency_scale<N>.json (every repetition).
+``--sources`` loads only those sources (``run --sources``): a source alone, with
+no other source's CPU beside it.
+
+Results: benchmarks/results/latency_scale<N>.json (every repetition), or
+latency_scale<N>-<sources>.json with ``--sources``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def peak_overlap(arrivals: list[float], latency: float) -> int:
     return peak
 
 
-def _full_run(sandbox: Any, latency: float) -> tuple[Any, list[dict[str, Any]], dict[str, str]]:
+def _full_run(sandbox: Any, latency: float, sources: str | None = None) -> tuple[Any, list[dict[str, Any]], dict[str, str]]:
     """One ``run --no-transform`` on a fresh warehouse and dlt state, ``latency`` added."""
     if latency:
         sandbox.post("faults", {"kind": "slow", "delay": latency, "rate": 1.0})
@@ -83,7 +87,8 @@ def _full_run(sandbox: Any, latency: float) -> tuple[Any, list[dict[str, Any]], 
         with tempfile.TemporaryDirectory() as tmp:
             env = {**sandbox.env, "DLT_DATA_DIR": str(Path(tmp) / "dlt")}
             seq = sandbox.last_seq()
-            full = run_cli(["run", "--no-transform", "--json", "--warehouse", str(Path(tmp) / "w.duckdb")], env, sandbox)
+            only = ["--sources", sources] if sources else []
+            full = run_cli(["run", "--no-transform", "--json", *only, "--warehouse", str(Path(tmp) / "w.duckdb")], env, sandbox)
             entries = sandbox.requests_since(seq)
     finally:
         if latency:
@@ -102,11 +107,11 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     sandbox = start_sandbox(args.scale, args.seed)
     try:
         load_before = os.getloadavg()
-        full, entries, env = _full_run(sandbox, args.latency)
+        full, entries, env = _full_run(sandbox, args.latency, args.sources)
         load_after = os.getloadavg()
         # The same load with no latency added: how long each source's fetching takes
         # when only CPU (pipeline and sandbox, on the same cores) bounds it.
-        _, bare_entries, _ = _full_run(sandbox, 0.0) if args.no_latency_run else (None, [], None)
+        _, bare_entries, _ = _full_run(sandbox, 0.0, args.sources) if args.no_latency_run else (None, [], None)
     finally:
         sandbox.stop()
 
@@ -158,6 +163,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-latency-run", action=argparse.BooleanOptionalAction, default=True,
                         help="also load once with no latency added (each source's CPU-bound fetch window)")
+    parser.add_argument("--sources", help="comma-separated: load only these (run --sources), each figure then without the others' CPU")
     args = parser.parse_args()
 
     runs = []
@@ -185,12 +191,14 @@ def main() -> None:
         "scale": args.scale,
         "latency_seconds": args.latency,
         "repeat": args.repeat,
+        "sources": args.sources,
         "median": summary,
         "loops_busiest_second": max(r["loops_busiest_second"] for r in runs),
         "loops_limit_per_second": LOOPS_LIMIT_PER_SECOND,
         "runs": runs,
     }
-    save(f"latency_scale{args.scale:g}", result)
+    only = "-" + args.sources.replace(",", "-") if args.sources else ""
+    save(f"latency_scale{args.scale:g}{only}", result)
     if args.repeat > 1:
         print("median:")
         for name, f in summary.items():
