@@ -25,6 +25,7 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.extract.utils import wrap_parallel_iterator
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
@@ -82,33 +83,14 @@ def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[lis
 
 def _side_by_side(pages: Iterator[Any], parallel: bool) -> Iterator[Any]:
     """One list's pages, for a transformer to yield: inline (``parallel`` False), or
-    fetched in dlt's extract pool, one page at a time, so the lists a transformer
-    yields are fetched side by side while each list's pages stay in order. Errors
-    are raised by the walk in the worker and re-raised by dlt for the resource.
-
-    Why not dlt's ``wrap_parallel_iterator``: once more than ``max_parallel_items``
-    lists are open, dlt serves the newest first, so the long statistics lists,
-    opened first, got no page while the ad walk opened hundreds of one-page lists,
-    and were all read at the end, CPU-bound (benchmarks: Marin Social at 100 ms a
-    request). Here each page comes back with the request for the next one, as a
-    new (the newest) generator: a list under way goes on as soon as its page is
-    in, and the statistics' CPU spreads over the ad walk's waits."""
-    if not parallel:
+    as a generator that dlt's extract pool advances in a worker thread, one page at
+    a time (dlt's own ``parallelized`` wrapper), so the lists a transformer yields
+    are fetched side by side while each list's pages stay in order. Errors are
+    raised by the walk in the worker and re-raised by dlt for the resource."""
+    if parallel:
+        yield wrap_parallel_iterator(pages)
+    else:
         yield from pages
-        return
-
-    def fetch() -> Iterator[Any] | None:  # in a worker thread
-        try:
-            page = next(pages)
-        except StopIteration:
-            return None
-        return deliver(page)
-
-    def deliver(page: Any) -> Iterator[Any]:  # dlt makes a future's iterator a source
-        yield page
-        yield fetch
-
-    yield fetch
 
 
 # Nested values (main_metrics, targeting, placement, funding instruments) stay in

@@ -696,57 +696,6 @@ def test_independent_lists_are_read_side_by_side_and_load_the_same_rows_as_one_a
     assert _contents(one) == _contents(wh)
 
 
-def test_lists_under_way_go_on_while_newer_lists_open(tmp_path):
-    """dlt's extract serves its newest generators first once many are open: long
-    lists opened first (the statistics) must still get their next pages while a
-    walk keeps opening one-page lists after them (the ad walk: campaigns, then a
-    list per campaign), not all at the end. dlt's real extract, no HTTP: 20 ms a page."""
-    import threading
-    import time
-
-    import dlt
-
-    from sources.marin_social import _side_by_side
-
-    order: list[str] = []
-    lock = threading.Lock()
-
-    def pages(name: str, count: int, rows: int = 1) -> Any:
-        for number in range(count):
-            time.sleep(0.02)
-            with lock:
-                order.append(name)
-            yield [{"id": f"{name}.{number}.{row}"} for row in range(rows)]
-
-    @dlt.resource(name="plans")
-    def plans() -> Any:
-        yield [{"id": 1}]
-
-    @dlt.transformer(data_from=plans, name="statistics")
-    def statistics(plan_page: Any) -> Any:
-        for _ in range(3):
-            yield from _side_by_side(pages("statistics", 8), parallel=True)
-
-    @dlt.transformer(data_from=plans, name="campaigns")
-    def campaigns(plan_page: Any) -> Any:
-        for _ in range(8):
-            yield from _side_by_side(pages("campaigns", 1, rows=8), parallel=True)
-
-    @dlt.transformer(data_from=campaigns, name="ads")
-    def ads(page: list[dict[str, Any]]) -> Any:
-        for _ in page:
-            yield from _side_by_side(pages("ads", 1), parallel=True)
-
-    pipeline = dlt.pipeline("scheduling", pipelines_dir=str(tmp_path))
-    pipeline.extract(dlt.source(name="scheduling")(lambda: [plans, statistics, campaigns, ads])())
-
-    assert len(order) == 3 * 8 + 8 + 64
-    first_half = order[: len(order) // 2]
-    # dlt's own wrap_parallel_iterator: only the lists' first pages (3) in the first
-    # half, the other 21 after every ad; with each page handing on the next, 7-10.
-    assert first_half.count("statistics") >= 6, order
-
-
 def test_a_walk_leaves_the_params_it_was_given_alone(small):
     """dlt's paginator writes the page number into its request's params: lists walked
     side by side share one params dict, so each walk must ask with its own copy (a
