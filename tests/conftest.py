@@ -101,8 +101,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     still sets the number (xdist's own reading of it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores + 1
+    from xdist.plugin import pytest_xdist_auto_num_workers as xdist_cores  # xdist's own count of the cores
+
+    return xdist_cores(config) + 1
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
