@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -113,8 +114,8 @@ class NextPageAhead(BaseAdapter):
     the walk paid latency + processing for every page. ``PageWalkPaginator``
     calls ``ask`` from ``update_request`` (next page known, page not yet yielded):
     the request is prepared by the walk's own session (same URL, key and headers
-    dlt will send) and sent from a short-lived thread through the source's
-    metered adapter (rate limiter, in-flight cap, request counters, redaction).
+    dlt will send) and sent from the walk's own fetcher thread through the
+    source's metered adapter (rate limiter, in-flight cap, request counters, redaction).
     This object is the adapter of that session (``_shared.http.session_through``),
     so when dlt then sends that exact URL, ``send`` returns the answer already
     received *below* dlt's retry loop: everything above it runs unchanged, as if
@@ -127,7 +128,7 @@ class NextPageAhead(BaseAdapter):
     that ends before asking for the page (dlt's incremental closes it at the
     cursor, or the run fails) wasted that one request: its answer is never handed
     out once the walk's Request object is gone (``_Walk.end``) and is dropped at
-    the next ``ask`` or ``send``; the thread ends with its request. The walk
+    the next ``ask`` or ``send``; the walk's fetcher ends after that request. The walk
     ending on an empty page asks nothing ahead.
 
     Pages that shift while walking (calls, newest ``updated_at`` first; see the
@@ -166,10 +167,21 @@ class NextPageAhead(BaseAdapter):
             if prepared.url in self._pages:
                 return
             self._pages[prepared.url] = ahead
-        try:
-            threading.Thread(target=self._fetch, args=(prepared, ahead), name=f"{self.api}-next-page", daemon=True).start()
-        except RuntimeError:  # no thread to be had: the walk sends the request itself
-            ahead.done.set()
+        if walk.fetcher is None:
+            # One thread per walk, not per page: starting a thread waits for it to
+            # run (~1 ms with the GIL busy), which a 1,000-page walk paid per page.
+            walk.fetcher = threading.Thread(target=self._serve, args=(walk,), name=f"{self.api}-next-page", daemon=True)
+            try:
+                walk.fetcher.start()
+            except RuntimeError:  # no thread to be had: the walk sends its requests itself
+                ahead.done.set()
+                return
+        walk.asked.put((prepared, ahead))
+
+    def _serve(self, walk: _Walk) -> None:
+        """The walk's fetcher: the pages asked for it, one at a time, until it ends."""
+        while (asked := walk.asked.get()) is not None:
+            self._fetch(*asked)
 
     def _fetch(self, prepared: PreparedRequest, ahead: _Ahead) -> None:
         try:
@@ -202,13 +214,20 @@ class NextPageAhead(BaseAdapter):
 
 
 class _Walk:
-    """One walk of a paginator. ``end`` only sets a flag: it runs as a weakref
-    finalizer, at any point of any thread, so it takes no lock."""
+    """One walk of a paginator, and the queue of pages asked ahead for it. ``end``
+    runs as a weakref finalizer, at any point of any thread, so it takes no lock:
+    it sets a flag and wakes the walk's fetcher to stop (``SimpleQueue.put`` is
+    safe there)."""
 
     ended = False
 
+    def __init__(self) -> None:
+        self.asked: queue.SimpleQueue[tuple[PreparedRequest, _Ahead] | None] = queue.SimpleQueue()
+        self.fetcher: threading.Thread | None = None
+
     def end(self) -> None:
         self.ended = True
+        self.asked.put(None)
 
 
 class _Ahead:
