@@ -60,9 +60,25 @@ def test_values_are_typed_by_their_declared_columns():
         {"id": "a", "day": datetime(2026, 11, 2, tzinfo=UTC)},
     ],
 )
-def test_a_value_that_does_not_fit_its_column_exactly_keeps_the_batch_as_dicts(row):
+@pytest.mark.parametrize("beside", ["another shape", "the same keys"])
+def test_a_value_that_does_not_fit_its_column_exactly_keeps_the_batch_as_dicts(row, beside):
     with pytest.raises(NotArrow):
-        rows_to_arrow([{"id": "z", "n": 1}, row], COLUMNS)
+        rows_to_arrow([{"id": "z", "n": 1} if beside == "another shape" else row, row], COLUMNS)
+
+
+def test_rows_give_one_table_whatever_their_keys_order_or_gaps():
+    """Rows with the same keys in the same order take a faster path than rows whose
+    keys differ or come in another order: both give the same table."""
+    same = [
+        {"id": "a", "n": 1, "at": "2026-11-02T10:00:00Z", "extra": {"k": 1}},
+        {"id": "b", "n": None, "at": "2026-11-02T11:00:00-04:00", "extra": None},
+    ]
+    reordered = [same[0], dict(reversed(list(same[1].items())))]
+    gap = [same[0], {"id": "b", "at": "2026-11-02T11:00:00-04:00"}]
+    expected = rows_to_arrow(same, COLUMNS).to_pylist()
+    assert expected[1] == {"id": "b", "n": None, "at": datetime(2026, 11, 2, 15, tzinfo=UTC), "extra": None}
+    assert rows_to_arrow(reordered, COLUMNS).select(["id", "n", "at", "extra"]).to_pylist() == expected
+    assert rows_to_arrow(gap, COLUMNS).select(["id", "n", "at", "extra"]).to_pylist() == expected
 
 
 def pages(pulled: list[int], pages_of_rows: list[list[dict[str, Any]]]):
