@@ -93,7 +93,7 @@ def _spilling_duckdb() -> Any:
     destinations (Postgres sorts spill) keep dlt's window. Built lazily: dlt's
     destination modules load on first use.
     """
-    from dlt.common.destination.reference import DestinationReference
+    from dlt.common.destination.reference import Destination, DestinationReference
     from dlt.destinations.impl.duckdb.duck import DuckDbClient
     from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
@@ -123,6 +123,19 @@ def _spilling_duckdb() -> Any:
         @property
         def client_class(self) -> Any:
             return SpillingDuckDbClient
+
+        def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+            # Asked ~350 times in a run of every source. With no config, dlt 1.31
+            # resolves the destination's whole configuration each time (providers,
+            # environment) only to hand it to adjust_capabilities, which reads the
+            # naming alone: the same answer, without the resolution.
+            if config is not None or type(self).adjust_capabilities.__func__ is not Destination.adjust_capabilities.__func__:
+                return super().capabilities(config, naming)
+            caps = self._raw_capabilities()
+            caps.update(self.caps_params)
+            caps = self.adjust_capabilities(caps, None, naming)
+            caps.update(self.caps_params)
+            return caps
 
         @property
         def destination_type(self) -> str:

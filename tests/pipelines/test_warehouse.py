@@ -123,3 +123,19 @@ def test_a_source_loads_through_one_open_database_not_one_per_load_job(warehouse
     (result,) = warehouse.run("listenloop").sources
     assert result.status == "loaded", result.message
     assert len(seen) >= 3 and set(seen) == {marked}, seen
+
+
+@pytest.mark.parametrize("naming", ["snake_case", "sql_cs_v1", "sql_ci_v1"])
+def test_capabilities_without_a_config_are_dlts_own(tmp_path, naming):
+    """Our DuckDB destination answers capabilities() without resolving its
+    configuration: the answer must stay the one dlt gives, for case-sensitive
+    and case-insensitive naming conventions and for none."""
+    from dlt.common.schema.normalizers import naming_from_reference
+
+    from pipelines.warehouse import make_destination
+
+    ours = make_destination(tmp_path / "w.duckdb")
+    theirs = dlt.destinations.duckdb(str(tmp_path / "w.duckdb"))
+    convention = naming_from_reference(naming)
+    for args in ((), (None, convention)):
+        assert dict(ours.capabilities(*args)) == dict(theirs.capabilities(*args))
