@@ -14,7 +14,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,9 +47,10 @@ from sources._shared.schema import guard_rows
 # 'pyarrow' has no attribute 'Table'"). Importing both here, once, avoids it.
 
 SOURCE_NAMES = ("listenloop", "marin_social", "inboxfirst", "retreaver", "loops", "fx")
-# Loops is looked up by email, and some emails are only known once the other
-# sources' rows are in the warehouse (calls' tags): it runs after them.
-RUNS_LAST = {"loops"}
+# Loops is looked up by email, and some emails are only known once other sources'
+# rows are in the warehouse (calls' tags): it starts once the sources it reads
+# them from (the datasets of its email columns) are done, beside the others.
+READS_OTHERS = {"loops"}
 # Sources that need no credentials and only serve the others (FX rates convert
 # their money). They run once the others are done, and are skipped when every other
 # source of the run was skipped (nothing configured): loading rates alone would turn
@@ -57,6 +59,17 @@ RUNS_LAST = {"loops"}
 SERVES_OTHERS = {"fx"}
 
 log = logging.getLogger("marketing_etl")
+
+
+def _loops_email_columns(setting: Any = None) -> tuple[tuple[str, str, str], ...]:
+    """Loops' email columns: ``setting`` (a run's own argument), else the configured
+    ones (SOURCES__LOOPS__EMAIL_COLUMNS), else the source's default."""
+    from sources.loops.helpers import parse_email_columns
+    from sources.loops.settings import EMAIL_COLUMNS
+
+    if setting is None:
+        setting = dlt.config.get("sources.loops.email_columns")
+    return parse_email_columns(setting) if setting is not None else EMAIL_COLUMNS
 
 
 @dataclass
@@ -170,14 +183,16 @@ class Runner:
                     self._factories[name] = _load_source(name)
                 except Exception as exc:  # noqa: BLE001 - reported as that source's failure
                     self._factories[name] = exc
-            first = [n for n in self.names if n not in RUNS_LAST and n not in SERVES_OTHERS]
-            last = [n for n in self.names if n in RUNS_LAST]
+            first = [n for n in self.names if n not in READS_OTHERS and n not in SERVES_OTHERS]
+            last = [n for n in self.names if n in READS_OTHERS]
             results: dict[str, SourceResult] = {}
-            with ThreadPoolExecutor(max_workers=max(1, len(first)), thread_name_prefix="source") as pool:
-                for result in pool.map(self._run_one, first):
-                    results[result.name] = result
-            for name in last:
-                results[name] = self._run_one(name)
+            with ThreadPoolExecutor(max_workers=max(1, len(first) + len(last)), thread_name_prefix="source") as pool:
+                running = {name: pool.submit(self._run_one, name) for name in first}
+                for name in last:
+                    reads = [running[n] for n in self._reads_from(name) if n in running]
+                    running[name] = pool.submit(self._run_after, reads, name)
+                for name, future in running.items():
+                    results[name] = future.result()
             for name in (n for n in self.names if n in SERVES_OTHERS):
                 if results and all(r.status == "skipped" for r in results.values()):
                     results[name] = SourceResult(name, "skipped", "nothing to serve: no other source of this run is configured")
@@ -211,13 +226,24 @@ class Runner:
         )
         return result
 
-    def _loops_emails(self) -> list[str]:
-        from sources.loops.helpers import destination_emails, parse_email_columns, parse_emails
-        from sources.loops.settings import EMAIL_COLUMNS
+    def _run_after(self, sources: list[Future[SourceResult]], name: str) -> SourceResult:
+        wait(sources)
+        return self._run_one(name)
+
+    def _reads_from(self, name: str) -> set[str]:
+        """The sources whose loaded rows ``name`` reads (of READS_OTHERS: Loops, the
+        datasets of its email columns); every source when the setting cannot be read
+        (the source itself then fails on it, naming it)."""
+        try:
+            return {dataset for dataset, _, _ in _loops_email_columns(self.source_kwargs.get(name, {}).get("email_columns"))}
+        except Exception:  # noqa: BLE001 - reported by the Loops source itself
+            return set(SOURCE_NAMES)
+
+    def _loops_emails(self, email_columns: Any = None) -> list[str]:
+        from sources.loops.helpers import destination_emails, parse_emails
 
         configured = parse_emails(dlt.config.get("sources.loops.emails"))
-        setting = dlt.config.get("sources.loops.email_columns")
-        columns = parse_email_columns(setting) if setting is not None else EMAIL_COLUMNS
+        columns = _loops_email_columns(email_columns)
         found = destination_emails(lambda dataset: make_pipeline(dataset, self.warehouse).sql_client(), columns)
         return sorted(set(configured) | set(found))
 
@@ -233,8 +259,8 @@ class Runner:
             if name == "loops" and not is_local_duckdb():
                 # Loops reads the emails other sources loaded; on a server warehouse
                 # through dlt's SQL client (the source itself reads a DuckDB file).
-                kwargs.setdefault("emails", self._loops_emails())
-            elif name in RUNS_LAST:
+                kwargs.setdefault("emails", self._loops_emails(kwargs.get("email_columns")))
+            elif name in READS_OTHERS:
                 kwargs.setdefault("warehouse", str(self.warehouse))
             if "end_date" not in kwargs and dlt.config.get(f"sources.{name}.end_date") is not None:
                 # dlt would inject it into every run: each would re-read that window
@@ -243,7 +269,11 @@ class Runner:
                     name, "failed", f"SOURCES__{name.upper()}__END_DATE is set: unset it (a window is for `marketing-etl backfill`)"
                 )
             try:
-                source = factory(**kwargs)
+                # Loops reads the warehouse file as it is built: not while another
+                # source's thread holds it open to write (DuckDB refuses a read-only
+                # connection beside a read-write one in one process, either way round).
+                with self._load_lock if name in READS_OTHERS else nullcontext():
+                    source = factory(**kwargs)
             except ConfigFieldMissingException as exc:
                 missing = ", ".join(f"SOURCES__{name.upper()}__{f.upper()}" for f in exc.traces)
                 return SourceResult(name, "skipped", f"not configured (missing {missing})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from pipelines.runner import SOURCE_NAMES
 
 SECRET_ENV = ("API_KEY",)
+# Longer than Retreaver's load of the test world and Loops' first lookups.
+LISTENLOOP_HELD_SECONDS = 6.0
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
@@ -94,6 +97,48 @@ def test_sources_extract_concurrently(sandbox, warehouse):
         if e["api"] == "retreaver" and arrived < datetime.fromisoformat(e["at"]) < arrived + timedelta(seconds=1.9)
     ]
     assert during, "no Retreaver request was served while ListenLoop's was in flight"
+
+
+@pytest.mark.parametrize("sandbox_scale", [0.02])  # a small world: few emails at Loops' pace
+def test_loops_starts_once_the_source_it_reads_emails_from_is_loaded(sandbox, warehouse):
+    """Loops looks up the emails of Retreaver's calls (its default email columns): it
+    starts as soon as Retreaver is loaded, while a source it does not read
+    (ListenLoop, its one request held) is still running, and finds those emails."""
+    sandbox.add_fault("slow", api="listenloop", count=1, delay=LISTENLOOP_HELD_SECONDS)
+    result = warehouse.run("listenloop", "retreaver", "loops")
+    listenloop, retreaver, loops = result.sources
+    assert [s.status for s in result.sources] == ["loaded"] * 3, [s.message for s in result.sources]
+    assert retreaver.finished_at <= loops.started_at < listenloop.finished_at
+    assert loops.rows["contacts"] > 0
+    assert warehouse.scalar("select count(*) from loops.contacts where email in (select tag_email from retreaver.calls)") > 0
+
+
+@pytest.mark.parametrize("sandbox_scale", [0.02])
+def test_loops_reads_the_warehouse_only_while_no_other_source_holds_it_open(sandbox, warehouse, monkeypatch):
+    """Loops reads its emails from the warehouse file as it is built, beside a
+    source that holds the same file open to sync and load (DuckDB refuses a
+    read-only connection beside a read-write one in one process, either way
+    round). Here Loops reads Retreaver's calls, loaded by an earlier run, so it
+    starts at once, while ListenLoop holds the file (each hold made 1 s long)."""
+    from contextlib import contextmanager
+
+    import pipelines.runner
+
+    loaded_before = warehouse.run("retreaver").sources[0]
+    assert loaded_before.status == "loaded"
+    real = pipelines.runner.held_open
+
+    @contextmanager
+    def held_long(path):
+        with real(path):
+            time.sleep(1.0)
+            yield
+
+    monkeypatch.setattr(pipelines.runner, "held_open", held_long)
+    monkeypatch.setenv("SOURCES__LOOPS__EMAIL_COLUMNS", "retreaver.calls.tag_email")
+    listenloop, loops = warehouse.run("listenloop", "loops").sources
+    assert (listenloop.status, loops.status) == ("loaded", "loaded"), (listenloop.message, loops.message)
+    assert loops.rows["contacts"] > 0
 
 
 def test_a_second_run_on_a_busy_warehouse_exits_at_once(tmp_path):
