@@ -183,12 +183,12 @@ class Runner:
                     self._factories[name] = _load_source(name)
                 except Exception as exc:  # noqa: BLE001 - reported as that source's failure
                     self._factories[name] = exc
-            first = [n for n in self.names if n not in READS_OTHERS and n not in SERVES_OTHERS]
-            last = [n for n in self.names if n in READS_OTHERS]
+            independent = [n for n in self.names if n not in READS_OTHERS and n not in SERVES_OTHERS]
+            readers = [n for n in self.names if n in READS_OTHERS]
             results: dict[str, SourceResult] = {}
-            with ThreadPoolExecutor(max_workers=max(1, len(first) + len(last)), thread_name_prefix="source") as pool:
-                running = {name: pool.submit(self._run_one, name) for name in first}
-                for name in last:
+            with ThreadPoolExecutor(max_workers=max(1, len(independent) + len(readers)), thread_name_prefix="source") as pool:
+                running = {name: pool.submit(self._run_one, name) for name in independent}
+                for name in readers:
                     reads = [running[n] for n in self._reads_from(name) if n in running]
                     running[name] = pool.submit(self._run_after, reads, name)
                 for name, future in running.items():
