@@ -170,12 +170,13 @@ class NextPageAhead(BaseAdapter):
         if walk.fetcher is None:
             # One thread per walk, not per page: starting a thread waits for it to
             # run (~1 ms with the GIL busy), which a 1,000-page walk paid per page.
-            walk.fetcher = threading.Thread(target=self._serve, args=(walk,), name=f"{self.api}-next-page", daemon=True)
+            fetcher = threading.Thread(target=self._serve, args=(walk,), name=f"{self.api}-next-page", daemon=True)
             try:
-                walk.fetcher.start()
-            except RuntimeError:  # no thread to be had: the walk sends its requests itself
+                fetcher.start()
+            except RuntimeError:  # no thread to be had: the walk sends this request itself
                 ahead.done.set()
                 return
+            walk.fetcher = fetcher
         walk.asked.put((prepared, ahead))
 
     def _serve(self, walk: _Walk) -> None:

@@ -592,19 +592,13 @@ def test_a_persistent_error_from_a_page_asked_ahead_fails_the_source_loudly(sand
     assert calls == [("1", 200), ("2", 503), ("2", 503)]
 
 
-def test_a_page_asked_ahead_is_handed_only_to_the_walk_that_asked_for_it():
-    """No sandbox: a fake adapter under NextPageAhead. Page 2 asked ahead is taken by
-    its walk's request; once the walk is over (its paginator starts another walk,
-    or dlt drops the walk's Request) the same URL is sent again, never answered
-    from a stale page."""
-    import gc
-
-    from requests import Request, Response
+def ahead_over_fake_pages(sent: list[int]) -> Any:
+    """A NextPageAhead over a fake adapter (no sandbox): each page answers
+    ``[{"page": N, "sent": <requests so far>}]`` and its number goes to ``sent``."""
+    from requests import Response
     from requests.adapters import BaseAdapter
 
-    from sources.retreaver.helpers import NextPageAhead, PageWalkPaginator
-
-    sent: list[int] = []
+    from sources.retreaver.helpers import NextPageAhead
 
     class Fake(BaseAdapter):
         def send(self, request: Any, **kwargs: Any) -> Response:
@@ -619,6 +613,59 @@ def test_a_page_asked_ahead_is_handed_only_to_the_walk_that_asked_for_it():
 
     ahead = NextPageAhead("retreaver-unit-test")
     ahead.inner = Fake()
+    return ahead
+
+
+def test_a_walk_whose_fetcher_could_not_start_sends_its_pages_itself_then_asks_ahead_again(monkeypatch):
+    """No thread to be had for the page asked ahead: the walk sends that page itself,
+    and the next page is asked ahead by a fetcher started then, never waited for
+    in vain."""
+    from requests import Request
+
+    from sources.retreaver.helpers import PageWalkPaginator
+
+    sent: list[int] = []
+    ahead = ahead_over_fake_pages(sent)
+    session = ahead.session
+    paginator = PageWalkPaginator("retreaver", 10, ahead)
+    request = Request("GET", "http://x.test/calls.json", params={"per_page": 1})
+    paginator.init_request(request)
+    start = threading.Thread.start
+    refused: list[str] = []
+
+    def no_thread_once(thread: threading.Thread) -> None:
+        if not refused:
+            refused.append(thread.name)
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread_once)
+    answers: list[Any] = []
+    for _ in range(3):  # pages 1, 2 (its fetcher refused), 3 (asked ahead)
+        walker = threading.Thread(target=lambda: answers.append(session.send(session.prepare_request(request))), daemon=True)
+        start(walker)
+        walker.join(5)
+        assert not walker.is_alive(), f"page {len(answers) + 1} waited for a fetcher that never ran"
+        paginator.update_state(answers[-1], answers[-1].json())
+        paginator.update_request(request)
+    assert refused == ["retreaver-unit-test-next-page"]
+    assert [a.json()[0]["page"] for a in answers] == [1, 2, 3]
+    assert sent[:3] == [1, 2, 3]  # each page sent once
+
+
+def test_a_page_asked_ahead_is_handed_only_to_the_walk_that_asked_for_it():
+    """No sandbox: a fake adapter under NextPageAhead. Page 2 asked ahead is taken by
+    its walk's request; once the walk is over (its paginator starts another walk,
+    or dlt drops the walk's Request) the same URL is sent again, never answered
+    from a stale page."""
+    import gc
+
+    from requests import Request
+
+    from sources.retreaver.helpers import PageWalkPaginator
+
+    sent: list[int] = []
+    ahead = ahead_over_fake_pages(sent)
     session = ahead.session
 
     def walk_to_page_2(paginator: PageWalkPaginator) -> Request:
