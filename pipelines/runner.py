@@ -64,12 +64,9 @@ log = logging.getLogger("marketing_etl")
 def _loops_email_columns(setting: Any = None) -> tuple[tuple[str, str, str], ...]:
     """Loops' email columns: ``setting`` (a run's own argument), else the configured
     ones (SOURCES__LOOPS__EMAIL_COLUMNS), else the source's default."""
-    from sources.loops.helpers import parse_email_columns
-    from sources.loops.settings import EMAIL_COLUMNS
+    from sources.loops.helpers import email_columns_to_read
 
-    if setting is None:
-        setting = dlt.config.get("sources.loops.email_columns")
-    return parse_email_columns(setting) if setting is not None else EMAIL_COLUMNS
+    return email_columns_to_read(dlt.config.get("sources.loops.email_columns") if setting is None else setting)
 
 
 @dataclass

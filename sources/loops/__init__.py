@@ -20,10 +20,9 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from requests import Response
 
 from sources._shared.http import SourceHTTPError, entity_error_hook, session_for
-from sources.loops.helpers import due_emails, log, normalize_email, parse_email_columns, parse_emails, warehouse_emails, was_found
+from sources.loops.helpers import due_emails, email_columns_to_read, log, normalize_email, parse_emails, warehouse_emails, was_found
 from sources.loops.settings import (
     DEFAULT_BASE_URL,
-    EMAIL_COLUMNS,
     ERROR_DETAIL_FIELD,
     FIND_PATH,
     RATE_PER_SECOND,
@@ -46,7 +45,7 @@ def loops_source(
     warehouse: str | None = None,
     email_columns: Any = None,  # "dataset.table.column" list; None: settings.EMAIL_COLUMNS
 ) -> Any:
-    columns = parse_email_columns(email_columns) if email_columns is not None else EMAIL_COLUMNS
+    columns = email_columns_to_read(email_columns)
     # Read now, before dlt opens the warehouse for this source's own load.
     candidates = sorted(set(parse_emails(emails)) | set(warehouse_emails(warehouse, columns)))
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import duckdb
 
+from sources.loops.settings import EMAIL_COLUMNS
+
 log = logging.getLogger("marketing_etl.loops")
 
 # Loose on purpose: only keeps junk ("n/a", "") away from contacts/find. A
@@ -50,6 +52,11 @@ def parse_email_columns(value: Any) -> tuple[tuple[str, str, str], ...]:
             raise ValueError(f"loops: email column {entry!r} is not dataset.table.column")
         out.append(parts)
     return tuple(out)  # type: ignore[arg-type]
+
+
+def email_columns_to_read(value: Any) -> tuple[tuple[str, str, str], ...]:
+    """The email columns to read: ``value`` parsed, or settings.EMAIL_COLUMNS when unset."""
+    return parse_email_columns(value) if value is not None else EMAIL_COLUMNS
 
 
 def parse_emails(value: Any) -> list[str]:
