@@ -375,3 +375,24 @@ def test_same_seed_same_bytes(sandbox, rt):
     assert snapshot()[1] != first[1]
     sandbox.reset()
     assert snapshot() == first
+
+
+def test_a_store_of_a_world_made_before_is_a_copy_of_its_calls_and_its_own():
+    from sandbox.retreaver import models
+    from sandbox.world import World
+
+    now = TEST_NOW.replace(tzinfo=UTC)
+    key = (TEST_SEED + 1, 0.1, now)
+    models._TEMPLATES.pop(key, None)
+    generated = models.RetreaverStore(World(seed=key[0], scale=key[1], now=now))
+    assert key in models._TEMPLATES
+    copied = models.RetreaverStore(World(seed=key[0], scale=key[1], now=now))
+    calls = list(generated.db.iterdump())
+    assert list(copied.db.iterdump()) == calls and copied.generated_through == generated.generated_through
+    # A copy's later changes are its own: the next store of the world starts as generated.
+    copied.advance(now, now + timedelta(days=2))
+    assert list(copied.db.iterdump()) != calls
+    again = models.RetreaverStore(World(seed=key[0], scale=key[1], now=now))
+    assert list(again.db.iterdump()) == calls
+    for store in (generated, copied, again):
+        store.close()
