@@ -13,9 +13,11 @@ Money is handled in integer cents of the account's currency throughout.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -94,6 +96,13 @@ CONVERSION_MATURITY = {0: 700, 1: 860, 2: 950}
 
 # Bounded so that --scale 100 does not keep every ad-day in memory.
 FINAL_CACHE_SIZE = 100_000
+# truth() of recent worlds: it is a function of (seed, scale, now) alone, since the
+# catalogue never changes and the statistics follow the clock (MarinSocialEmulator.
+# advance), and it sums every ad and day (~0.5 s at scale 1), once per test that
+# checks a load against it.
+_TRUTHS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_TRUTHS_LOCK = threading.Lock()
+TRUTHS_KEPT = 8
 
 LEVELS = ("client", "campaign", "adset", "ad")
 AGGREGATES = ("period", "day", "month")
@@ -548,6 +557,20 @@ class MarinStore:
 
     # ---------------------------------------------------------------------- truth
     def truth(self) -> dict[str, Any]:
+        key = (self.world.seed, self.world.scale, self.world.now)
+        with _TRUTHS_LOCK:
+            known = _TRUTHS.get(key)
+            if known is not None:
+                _TRUTHS.move_to_end(key)
+                return copy.deepcopy(known)
+        truth = self._truth()
+        with _TRUTHS_LOCK:
+            _TRUTHS[key] = copy.deepcopy(truth)
+            while len(_TRUTHS) > TRUTHS_KEPT:
+                _TRUTHS.popitem(last=False)
+        return truth
+
+    def _truth(self) -> dict[str, Any]:
         ad_total, campaign_total = _Totals(), _Totals()
         plan_totals: dict[str, _Totals] = {p.id: _Totals() for p in self.media_plans}
         for campaign in self.campaigns:

@@ -503,3 +503,17 @@ def test_injected_faults_are_seen(ms, sandbox):
     log = sandbox.requests(API)
     assert [e["fault"] for e in log] == ["503", None, "429", "truncate"]
     assert all(e["query"]["key"] == "***" for e in log)
+
+
+def test_truth_is_remembered_per_world_and_clock_and_handed_out_as_a_copy():
+    from sandbox.marin_social.models import _TRUTHS, MarinStore
+
+    world = World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW)
+    store = MarinStore(world)
+    first = store.truth()
+    assert first == store._truth() and (world.seed, world.scale, world.now) in _TRUTHS
+    first["ads"]["count"] = -1  # a caller's changes stay its own
+    later = MarinStore(World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW)).truth()
+    assert later == store._truth() and later["ads"]["count"] != -1
+    world.now += timedelta(days=1)  # what advance does: the statistics follow the clock
+    assert store.truth() == store._truth() != later
