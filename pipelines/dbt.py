@@ -24,7 +24,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -223,6 +225,101 @@ def release_connections() -> None:
     gc.collect()
 
 
+# The packages whose dataclasses dbt validates against JSON schemas: a cached
+# schema is only read back by the same versions of all of them.
+SCHEMA_PACKAGES = ("dbt-core", "dbt-common", "dbt-adapters", "dbt-duckdb", "dbt-postgres", "mashumaro")
+
+
+class JsonSchemaCache:
+    """dbt's JSON schemas of its own dataclasses, kept in a file between processes.
+
+    dbt validates every parsed node, config and profile against a JSON schema that
+    mashumaro builds from the dataclass on its first use in each process
+    (``dbtClassMixin.json_schema``, cached in the process only): ~1 s of CPU of the
+    ~3 s a process's first parse of this project takes, on every scheduled run
+    (docs/benchmarks.md). A schema depends only on the class, so one file is kept
+    per set of package versions (SCHEMA_PACKAGES, Python) under the user's cache
+    directory. The validation itself stays dbt's. A missing, unreadable or
+    unwritable file only means the schemas are built as dbt builds them."""
+
+    def __init__(self, directory: Path | None = None):
+        self.directory = directory
+        self.schemas: dict[str, Any] = {}
+        self.built = 0  # schemas this process built, not read from the file
+        self.unsaved = False
+        self.installed = False
+        self.lock = threading.Lock()
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        from importlib.metadata import PackageNotFoundError, version
+
+        if self._path is None:
+            directory = self.directory or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "marketing-etl"
+            versions = [sys.version]
+            for package in SCHEMA_PACKAGES:
+                try:
+                    versions.append(f"{package}=={version(package)}")
+                except PackageNotFoundError:
+                    versions.append(f"{package} absent")
+            self._path = directory / f"dbt-json-schemas-{hashlib.sha256(chr(10).join(versions).encode()).hexdigest()[:16]}.json"
+        return self._path
+
+    def install(self) -> None:
+        """Answer ``dbtClassMixin.json_schema`` from the file, building (and
+        remembering) what it lacks. Once per process."""
+        from dbt_common.dataclass_schema import dbtClassMixin
+
+        with self.lock:
+            if self.installed:
+                return
+            try:
+                schemas = json.loads(self.path.read_text())
+                self.schemas = schemas if isinstance(schemas, dict) else {}
+            except (OSError, RuntimeError, ValueError):  # RuntimeError: no home directory
+                self.schemas = {}
+            build = getattr(dbtClassMixin.json_schema, "__func__", None)  # dbt's own builder
+            self.installed = True
+            if build is None:  # not the dbt-common this was written for: dbt's own way
+                return
+            cache = self
+
+            def json_schema(cls: type) -> dict[str, Any]:
+                name = f"{cls.__module__}:{cls.__qualname__}"
+                schema = cache.schemas.get(name)
+                if schema is None:
+                    schema = build(cls)
+                    with cache.lock:
+                        cache.schemas[name] = schema
+                        cache.built += 1
+                        cache.unsaved = True
+                return schema
+
+            dbtClassMixin.json_schema = classmethod(json_schema)
+
+    def save(self) -> None:
+        """Write the file when this process built schemas it lacked; atomically, as
+        runs in parallel each write a whole file."""
+        with self.lock:
+            if not self.unsaved:
+                return
+            schemas, self.unsaved = dict(self.schemas), False
+        temporary = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(schemas, f)
+            os.replace(temporary, self.path)
+        except (OSError, RuntimeError, TypeError, ValueError):
+            if temporary:  # not kept: the next process builds them as dbt does
+                Path(temporary).unlink(missing_ok=True)
+
+
+JSON_SCHEMAS = JsonSchemaCache()
+
+
 class Dbt:
     """dbt commands on one project and one warehouse, sharing one parsed manifest."""
 
@@ -240,6 +337,8 @@ class Dbt:
     def invoke(self, command: list[str], *extra: str) -> Any:
         from dbt.cli.main import dbtRunner
 
+        JSON_SCHEMAS.install()
+
         # Quiet: results come back as objects; logs would go to stdout (our --json)
         # and log files would be one more place to keep clean.
         args = [*command, *self.base, "--log-level", "none", "--log-level-file", "none", "--log-path", str(self.target_path), *extra]
@@ -250,6 +349,7 @@ class Dbt:
         if not result.success:
             raise TransformError(f"dbt project {self.root.name}: {_one_line(result.exception)}")
         self.manifest = result.result
+        JSON_SCHEMAS.save()
         return self.manifest
 
 

@@ -92,6 +92,22 @@ SLOWEST_FILES = (
 )
 
 
+_CACHE_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """dbt's JSON schemas (pipelines/dbt.py, JsonSchemaCache) are kept in a cache
+    directory of this test session, shared by its workers and the CLI runs they
+    start (they inherit the variable), not in the user's ~/.cache."""
+    if not hasattr(config, "workerinput"):
+        config.stash[_CACHE_DIR] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="marketing-etl-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CACHE_DIR in config.stash:
+        shutil.rmtree(config.stash[_CACHE_DIR], ignore_errors=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than the cores. Part of every worker's time is

@@ -283,3 +283,78 @@ def test_dbt_docs_generate_works_offline_and_shows_the_lineage(tmp_path, monkeyp
     assert parents["model.marketing_etl.stg_retreaver__calls"] == ["source.marketing_etl.retreaver.calls"]
     described = manifest["nodes"]["model.marketing_etl.spend_daily"]["columns"]
     assert described["spend"]["description"]
+
+
+# One process's build of the shop project with JSON_SCHEMAS under XDG_CACHE_HOME:
+# what it built and what the file then holds; and, before the build, whether the
+# schemas read back equal dbt's own builds of them.
+SCHEMA_RUN = """
+import importlib, json, sys
+from pathlib import Path
+import dlt
+import pipelines.dbt as dbt_module
+from tests.transforms.test_dbt import DECLARED, INTERMEDIATE, STAGING, project
+
+work, name = Path(sys.argv[1]), sys.argv[2]
+file = dbt_module.JSON_SCHEMAS.path
+try:
+    kept = json.loads(file.read_text())
+except (OSError, ValueError):
+    kept = {}
+from dbt_common.dataclass_schema import dbtClassMixin
+
+def dbt_own(key):
+    module, _, qualname = key.partition(":")
+    cls = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    return json.loads(json.dumps(dbtClassMixin.json_schema.__func__(cls)))
+
+differ = sorted(key for key, schema in kept.items() if dbt_own(key) != schema)
+dbt_module.declared_columns = lambda: DECLARED
+root = project(work / ("t" + name), {"models/staging/stg_shop__orders.sql": STAGING, "models/intermediate/int_doubled.sql": INTERMEDIATE})
+p = dlt.pipeline("shop" + name, pipelines_dir=str(work / "dlt"), destination=dlt.destinations.duckdb(str(work / (name + ".duckdb"))), dataset_name="shop")
+p.run([{"id": 1, "amount": 5}, {"id": 2, "amount": 7}], table_name="orders")
+dbt_module.build(p, root, run_tests=False)
+with p.sql_client() as client:
+    doubled = client.execute_sql("select sum(doubled) from intermediate.int_doubled")[0][0]
+print(json.dumps({"read": len(kept), "differ": differ, "built": dbt_module.JSON_SCHEMAS.built,
+                  "kept": len(json.loads(file.read_text())), "doubled": int(doubled)}))
+"""
+
+
+def test_dbts_json_schemas_are_kept_for_the_next_process_and_equal_dbts_own(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(name: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", SCHEMA_RUN, str(tmp_path), name], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    # No file: every schema is built as dbt builds it, and all are written.
+    first = run("a")
+    assert first["read"] == 0 and first["built"] >= 10 and first["kept"] == first["built"] and first["doubled"] == 24
+    [file] = (tmp_path / "cache" / "marketing-etl").glob("dbt-json-schemas-*.json")
+    # The next process reads them back (each equal to dbt's own), builds none, and
+    # its build is the same.
+    second = run("b")
+    assert second == {"read": first["kept"], "differ": [], "built": 0, "kept": first["kept"], "doubled": 24}
+    # A file that is not JSON reads as none: built again, and written whole again.
+    file.write_text("{not json")
+    third = run("c")
+    assert third["read"] == 0 and third["built"] == first["built"] and third["kept"] == first["kept"] and third["doubled"] == 24
+
+
+def test_an_unwritable_schema_cache_is_left_alone(tmp_path):
+    from pipelines.dbt import JsonSchemaCache
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cache = JsonSchemaCache(directory=blocker / "marketing-etl")  # under a file: cannot be made
+    cache.schemas, cache.unsaved = {"x:Y": {"type": "object"}}, True
+    cache.save()
+    assert not cache.unsaved and list(tmp_path.iterdir()) == [blocker]
