@@ -42,7 +42,7 @@ EASTERN = ZoneInfo("America/New_York")  # the company's zone; only used to forma
 # Call tables as generated for a world (seed, scale, clock), copied into a later
 # store of the same world instead of generated again: the tests reset the sandbox to
 # a few worlds hundreds of times (a scale-1 table takes ~0.16 s to generate and
-# index, ~0.01 s to copy). Only small worlds are kept, in memory, a few at a time.
+# index, ~0.003 s to copy). Only small worlds are kept, in memory, a few at a time.
 _TEMPLATES: OrderedDict[tuple[Any, ...], sqlite3.Connection] = OrderedDict()
 _TEMPLATES_LOCK = threading.Lock()
 TEMPLATE_MAX_CALLS = 50_000  # about scale 5
