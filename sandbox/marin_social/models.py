@@ -96,10 +96,10 @@ CONVERSION_MATURITY = {0: 700, 1: 860, 2: 950}
 
 # Bounded so that --scale 100 does not keep every ad-day in memory.
 FINAL_CACHE_SIZE = 100_000
-# truth() of recent worlds: it is a function of (seed, scale, now) alone, since the
-# catalogue never changes and the statistics follow the clock (MarinSocialEmulator.
-# advance), and it sums every ad and day (~0.5 s at scale 1), once per test that
-# checks a load against it.
+# truth() of recent worlds: a function of the world (seed, scale, and its start,
+# where its day offsets count from) and its clock alone, since the catalogue never
+# changes and the statistics follow the clock (MarinSocialEmulator.advance). It sums
+# every ad and day (~0.5 s at scale 1), once per test that checks a load against it.
 _TRUTHS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 _TRUTHS_LOCK = threading.Lock()
 TRUTHS_KEPT = 8
@@ -557,7 +557,8 @@ class MarinStore:
 
     # ---------------------------------------------------------------------- truth
     def truth(self) -> dict[str, Any]:
-        key = (self.world.seed, self.world.scale, self.world.now)
+        # A world advanced to a moment differs from one made at it (another start).
+        key = (self.world.seed, self.world.scale, self.world.start, self.world.now)
         with _TRUTHS_LOCK:
             known = _TRUTHS.get(key)
             if known is not None:

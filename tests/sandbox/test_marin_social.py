@@ -511,9 +511,19 @@ def test_truth_is_remembered_per_world_and_clock_and_handed_out_as_a_copy():
     world = World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW)
     store = MarinStore(world)
     first = store.truth()
-    assert first == store._truth() and (world.seed, world.scale, world.now) in _TRUTHS
+    assert first == store._truth() and (world.seed, world.scale, world.start, world.now) in _TRUTHS
     first["ads"]["count"] = -1  # a caller's changes stay its own
     later = MarinStore(World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW)).truth()
     assert later == store._truth() and later["ads"]["count"] != -1
     world.now += timedelta(days=1)  # what advance does: the statistics follow the clock
     assert store.truth() == store._truth() != later
+
+
+def test_truth_of_a_world_advanced_to_a_moment_is_not_that_of_a_world_made_at_it():
+    from sandbox.marin_social.models import MarinStore
+
+    advanced = MarinStore(World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW))
+    advanced.world.now += timedelta(days=2)
+    made_later = MarinStore(World(seed=TEST_SEED + 1, scale=0.2, now=TEST_NOW + timedelta(days=2)))
+    assert advanced.truth() == advanced._truth()
+    assert made_later.truth() == made_later._truth() != advanced._truth()
