@@ -331,7 +331,10 @@ def test_dbts_json_schemas_are_kept_for_the_next_process_and_equal_dbts_own(tmp_
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def run(name: str) -> dict:
-        done = subprocess.run([sys.executable, "-c", SCHEMA_RUN, str(tmp_path), name], capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run(  # from the repository root: the script imports this module
+            [sys.executable, "-c", SCHEMA_RUN, str(tmp_path), name], capture_output=True, text=True, env=env, timeout=300,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
