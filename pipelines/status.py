@@ -157,7 +157,15 @@ def check_freshness(
     only the sources that have a dataset or a run in ``ops.runs`` are shown."""
     now = now or datetime.now(UTC)
     default_threshold, per_table = thresholds(stale_after_hours)
-    runs = _runs(warehouse)
+    # One connection for ops.runs and every source's dataset: a client per dataset
+    # costs a dlt configuration and a database open each (~50 ms on DuckDB), and
+    # this runs at the end of every published run and in every `status`.
+    with make_pipeline(OPS_DATASET, warehouse).sql_client() as client:
+        runs = _runs(client)
+        tables = {}
+        for name in sources or SOURCE_NAMES:
+            with client.with_alternative_dataset_name(name):
+                tables[name] = _tables(client, name, now, default_threshold, per_table)
     result, absent = [], []
     for name in sources or SOURCE_NAMES:
         status = SourceStatus(name)
@@ -166,7 +174,7 @@ def check_freshness(
             status.last_run_at, status.last_run_status = _iso(history[0][1]), history[0][0]
             success = next((finished for st, finished in history if st == "loaded"), None)
             status.last_success_at = _iso(success)
-        status.tables = _tables(warehouse, name, now, default_threshold, per_table)
+        status.tables = tables[name]
         if not status.tables and not history and not sources:
             absent.append(name)  # never configured here: not part of this warehouse
             continue
@@ -184,52 +192,50 @@ def check_freshness(
     return Freshness(_iso(now) or "", result, absent)
 
 
-def _runs(warehouse: str | Path) -> dict[str, list[tuple[str, datetime]]]:
-    """(status, finished_at) per source, newest first, from ops.runs (if any)."""
-    pipeline = make_pipeline(OPS_DATASET, warehouse)
-    with pipeline.sql_client() as client:
-        if not client.has_dataset():
-            return {}
-        table = client.make_qualified_table_name(RUNS_TABLE)
-        try:
-            rows = _query(client, f"select source, status, finished_at from {table} order by finished_at desc")
-        except Exception:  # noqa: BLE001 - the dataset exists but no run was recorded yet
-            return {}
+def _runs(client: Any) -> dict[str, list[tuple[str, datetime]]]:
+    """(status, finished_at) per source, newest first, from ops.runs (if any);
+    ``client`` is a SQL client whose dataset is ops."""
+    if not client.has_dataset():
+        return {}
+    table = client.make_qualified_table_name(RUNS_TABLE)
+    try:
+        rows = _query(client, f"select source, status, finished_at from {table} order by finished_at desc")
+    except Exception:  # noqa: BLE001 - the dataset exists but no run was recorded yet
+        return {}
     out: dict[str, list[tuple[str, datetime]]] = {}
     for source, status, finished in rows:
         out.setdefault(source, []).append((status, finished))
     return out
 
 
-def _tables(warehouse: str | Path, name: str, now: datetime, default: float, per_table: dict[str, float]) -> list[TableStatus]:
-    pipeline = make_pipeline(name, warehouse)
+def _tables(client: Any, name: str, now: datetime, default: float, per_table: dict[str, float]) -> list[TableStatus]:
+    """The tables of source ``name``; ``client``'s dataset is that source's."""
     tables: list[TableStatus] = []
-    with pipeline.sql_client() as client:
-        if not client.has_dataset():
-            return []
-        loads_table = client.make_qualified_table_name("_dlt_loads")
-        loaded_at = dict(_query(client, f"select load_id, inserted_at from {loads_table} where status = 0"))
-        # Root tables only: child tables (``x__y``) carry no load id and share their parent's freshness.
-        names = [
-            r[0]
-            for r in _query(
-                client,
-                "select table_name from information_schema.columns where column_name = '_dlt_load_id' "
-                f"and table_schema = '{client.dataset_name}' order by 1",
-            )
-            if not r[0].startswith("_dlt")
-        ]
-        cursors = CURSOR_COLUMNS.get(name, {})
-        for table in names:
-            qualified = client.make_qualified_table_name(table)
-            column = cursors.get(table)
-            select = f"count(*), max(_dlt_load_id){', max(' + client.escape_column_name(column) + ')' if column else ''}"
-            row = _query(client, f"select {select} from {qualified}")[0]
-            count, load_id = row[0], row[1]
-            newest = row[2] if column else None
-            threshold = per_table.get(f"{name}.{table}", default) if column else None
-            moment = _as_moment(newest)
-            age = max(0.0, round((now - moment).total_seconds() / 3600, 1)) if moment else None
-            stale = bool(column) and (age is None or age > threshold)  # type: ignore[operator]
-            tables.append(TableStatus(table, count, _iso(loaded_at.get(load_id)), column, _iso(newest), age, threshold, stale))
+    if not client.has_dataset():
+        return []
+    loads_table = client.make_qualified_table_name("_dlt_loads")
+    loaded_at = dict(_query(client, f"select load_id, inserted_at from {loads_table} where status = 0"))
+    # Root tables only: child tables (``x__y``) carry no load id and share their parent's freshness.
+    names = [
+        r[0]
+        for r in _query(
+            client,
+            "select table_name from information_schema.columns where column_name = '_dlt_load_id' "
+            f"and table_schema = '{client.dataset_name}' order by 1",
+        )
+        if not r[0].startswith("_dlt")
+    ]
+    cursors = CURSOR_COLUMNS.get(name, {})
+    for table in names:
+        qualified = client.make_qualified_table_name(table)
+        column = cursors.get(table)
+        select = f"count(*), max(_dlt_load_id){', max(' + client.escape_column_name(column) + ')' if column else ''}"
+        row = _query(client, f"select {select} from {qualified}")[0]
+        count, load_id = row[0], row[1]
+        newest = row[2] if column else None
+        threshold = per_table.get(f"{name}.{table}", default) if column else None
+        moment = _as_moment(newest)
+        age = max(0.0, round((now - moment).total_seconds() / 3600, 1)) if moment else None
+        stale = bool(column) and (age is None or age > threshold)  # type: ignore[operator]
+        tables.append(TableStatus(table, count, _iso(loaded_at.get(load_id)), column, _iso(newest), age, threshold, stale))
     return tables
