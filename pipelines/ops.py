@@ -227,14 +227,17 @@ def flush_pending(warehouse: str | Path) -> dlt.Pipeline:
 
 
 def write_runs(warehouse: str | Path, records: Iterable[RunRecord]) -> None:
-    from pipelines.warehouse import loader_file_format
+    from pipelines.warehouse import held_open, loader_file_format
 
     rows = [r.as_row() for r in records]
     if not rows:
         return
-    pipeline = flush_pending(warehouse)
-    resource = dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", primary_key=("run_id", "source"), columns=RUNS_COLUMNS)
-    pipeline.run(resource, loader_file_format=loader_file_format()).raise_on_failed_jobs()
+    # Held open as a source's load is (pipelines/warehouse.py): dlt opens the file
+    # four times for these few rows.
+    with held_open(warehouse):
+        pipeline = flush_pending(warehouse)
+        resource = dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", primary_key=("run_id", "source"), columns=RUNS_COLUMNS)
+        pipeline.run(resource, loader_file_format=loader_file_format()).raise_on_failed_jobs()
 
 
 # ------------------------------------------------------------ interrupted runs
