@@ -127,36 +127,18 @@ def test_progress_on_a_terminal_comes_from_dlts_collector(sandbox, warehouse):
 
 def test_run_records_are_written_through_one_open_database(tmp_path, monkeypatch):
     """write_runs keeps the file open while dlt writes the few rows (dlt would open
-    and close it ~4 times): a global setting made on it before the load is seen by
-    every dlt connection after it; a reopened database would have forgotten it."""
+    and close it ~4 times): every dlt connection after the load began sees the
+    database as it was set just before."""
     from datetime import UTC, datetime
-
-    from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
     import pipelines.warehouse
     from pipelines.ops import RunRecord, write_runs
+    from tests.pipelines.conftest import MARKED_DEPTH, settings_seen_by_dlt_connections
 
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     path = tmp_path / "w.duckdb"
-    marked, seen, loading = 777, [], False
-    borrow, before_load = DuckDbConnectionPool.borrow_conn, pipelines.warehouse.finish_interrupted_normalize
-
-    def borrow_and_look(self, *args, **kwargs):
-        connection = borrow(self, *args, **kwargs)
-        if loading:
-            seen.append(connection.execute("SELECT current_setting('max_expression_depth')").fetchone()[0])
-        return connection
-
-    def mark_then_load(pipeline):
-        nonlocal loading
-        with duckdb.connect(str(path.resolve())) as connection:
-            connection.execute(f"SET GLOBAL max_expression_depth = {marked}")
-        loading = True
-        before_load(pipeline)
-
-    monkeypatch.setattr(DuckDbConnectionPool, "borrow_conn", borrow_and_look)
-    monkeypatch.setattr(pipelines.warehouse, "finish_interrupted_normalize", mark_then_load)
+    seen = settings_seen_by_dlt_connections(monkeypatch, path, pipelines.warehouse)
     now = datetime.now(UTC)
     write_runs(path, [RunRecord(run_id="r1", command="run", source=s, status="loaded", started_at=now, finished_at=now) for s in ("fx", "transforms")])
-    assert len(seen) >= 2 and set(seen) == {marked}, seen
-    assert runs(path, "r1") and [r["source"] for r in runs(path, "r1")] == ["fx", "transforms"]
+    assert len(seen) >= 2 and set(seen) == {MARKED_DEPTH}, seen
+    assert [r["source"] for r in runs(path, "r1")] == ["fx", "transforms"]

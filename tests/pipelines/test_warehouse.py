@@ -6,10 +6,10 @@ from __future__ import annotations
 import dlt
 import duckdb
 import pytest
-from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
 import pipelines.runner
 from pipelines.warehouse import make_pipeline
+from tests.pipelines.conftest import MARKED_DEPTH, settings_seen_by_dlt_connections
 
 
 @dlt.resource(name="items", primary_key="key", write_disposition="merge", columns={"version": {"data_type": "bigint", "dedup_sort": "desc"}})
@@ -101,28 +101,10 @@ def test_a_source_loads_through_one_open_database_not_one_per_load_job(warehouse
     so each of dlt's connections gets that open database. A global setting made on
     it before the load is seen by every one of them; a reopened database would
     have forgotten it."""
-    marked, seen = 777, []
-    loading = False
-    borrow, before_load = DuckDbConnectionPool.borrow_conn, pipelines.runner.finish_interrupted_normalize
-
-    def borrow_and_look(self, *args, **kwargs):
-        connection = borrow(self, *args, **kwargs)
-        if loading:
-            seen.append(connection.execute("SELECT current_setting('max_expression_depth')").fetchone()[0])
-        return connection
-
-    def mark_then_load(pipeline):
-        nonlocal loading
-        with duckdb.connect(str(warehouse.path.resolve())) as connection:
-            connection.execute(f"SET GLOBAL max_expression_depth = {marked}")
-        loading = True
-        before_load(pipeline)
-
-    monkeypatch.setattr(DuckDbConnectionPool, "borrow_conn", borrow_and_look)
-    monkeypatch.setattr(pipelines.runner, "finish_interrupted_normalize", mark_then_load)
+    seen = settings_seen_by_dlt_connections(monkeypatch, warehouse.path, pipelines.runner)
     (result,) = warehouse.run("listenloop").sources
     assert result.status == "loaded", result.message
-    assert len(seen) >= 3 and set(seen) == {marked}, seen
+    assert len(seen) >= 3 and set(seen) == {MARKED_DEPTH}, seen
 
 
 @pytest.mark.parametrize("naming", ["snake_case", "sql_cs_v1", "sql_ci_v1"])
