@@ -312,11 +312,19 @@ def describe_error(exc: BaseException) -> str:
     Follows ``__cause__`` first; an implicit ``__context__`` only when it is a real
     error: an error raised inside a dlt child resource has the parent generator's
     ``StopIteration`` as its context, which explains nothing.
+
+    An error raised while a generator was being closed is a consequence of why
+    it was closed: when one of the pages walked side by side fails, dlt closes
+    the others, and one still waiting for its answer in a worker thread raises
+    "generator already executing" (``wrap_parallel_iterator``). The error that
+    made dlt close them, the ``GeneratorExit``'s context, is the one named.
     """
     inner: BaseException = exc
     seen = {id(exc)}
     while True:
         nxt = inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)
+        if isinstance(nxt, GeneratorExit) and nxt.__context__ is not None and id(nxt.__context__) not in seen:
+            nxt = nxt.__context__
         if nxt is None or id(nxt) in seen or isinstance(nxt, (StopIteration, GeneratorExit)):
             break
         seen.add(id(nxt))

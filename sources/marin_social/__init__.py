@@ -25,13 +25,13 @@ from typing import Any
 
 import dlt
 import pendulum
-from dlt.extract.utils import wrap_parallel_iterator
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from sources._shared.arrow import ArrowPages
 from sources._shared.http import concurrency_setting, error_hook, record_skip, session_for
+from sources._shared.parallel import parallel_pages
 from sources._shared.window import backfill_window
 from sources.marin_social.helpers import (
     DATA,
@@ -84,11 +84,12 @@ def _walk(client: RESTClient, path: str, params: dict[str, Any]) -> Iterator[lis
 def _side_by_side(pages: Iterator[Any], parallel: bool) -> Iterator[Any]:
     """One list's pages, for a transformer to yield: inline (``parallel`` False), or
     as a generator that dlt's extract pool advances in a worker thread, one page at
-    a time (dlt's own ``parallelized`` wrapper), so the lists a transformer yields
-    are fetched side by side while each list's pages stay in order. Errors are
-    raised by the walk in the worker and re-raised by dlt for the resource."""
+    a time (``parallel_pages``: dlt's ``parallelized`` wrapper, closed safely), so
+    the lists a transformer yields are fetched side by side while each list's pages
+    stay in order. Errors are raised by the walk in the worker and re-raised by dlt
+    for the resource."""
     if parallel:
-        yield wrap_parallel_iterator(pages)
+        yield parallel_pages(pages)
     else:
         yield from pages
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -195,3 +196,36 @@ def test_the_destination_password_is_masked_like_the_source_keys(monkeypatch, tm
         monkeypatch.setenv(name, value)
     runner = Runner(tmp_path / "w.duckdb", ["retreaver"])
     assert password not in runner.redact(f"could not connect: password {password} refused")
+
+
+def test_an_error_raised_while_dlt_closes_pages_still_in_flight_does_not_hide_the_failure(tmp_path):
+    """dlt's parallelized resources (InboxFirst's per-send reads, Marin Social's lists):
+    when one fails, dlt closes the others, and one still waiting for its page in a
+    worker thread raises "generator already executing" over the failure. The
+    failure is the error named."""
+    import dlt
+    import requests
+
+    from pipelines.runner import describe_error
+
+    answered = threading.Event()
+
+    @dlt.resource(parallelized=True)
+    def failing():
+        time.sleep(0.1)
+        raise requests.HTTPError("vendor: GET /campaigns/7 answered 503 (after retries)")
+        yield  # a generator, as dlt's resources are
+
+    @dlt.resource(parallelized=True)
+    def slow():
+        time.sleep(2.5)  # longer than dlt waits for its pool (2 s) once the other failed
+        answered.set()
+        yield [{"id": 1}]
+
+    pipeline = dlt.pipeline("in_flight", pipelines_dir=str(tmp_path / "dlt"), destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")))
+    with pytest.raises(Exception) as failed:
+        pipeline.extract([failing(), slow()])
+    answered.wait(5)
+    # The race happened: dlt raised the close's error, the failure is only its context.
+    assert str(failed.value.__cause__) == "generator already executing"
+    assert describe_error(failed.value) == "HTTPError: vendor: GET /campaigns/7 answered 503 (after retries)"

@@ -10,8 +10,11 @@ emulator is started (module-scoped ``sandbox_server`` override).
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import os
+import sys
+import time
 from collections import defaultdict
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -582,6 +585,31 @@ def test_persistent_429_on_one_plans_statistics_fails_the_source(small):
     result = wh.run(API).sources[0]
     assert result.status == "failed"
     assert "/clients/903/statistics answered 429" in result.message, result.message
+
+
+def test_a_failure_while_other_plans_pages_are_in_flight_is_the_error_named(small, monkeypatch):
+    """When one plan's walk fails, dlt closes the walks side by side with it. One
+    still waiting for its page in a worker thread is left to finish, not closed
+    under it (dlt's own wrapper raised "generator already executing" there, and
+    again as "Exception ignored" on stderr): the 429 is the only error."""
+    sb, wh = small
+    unraisable: list[Any] = []  # what Python would print as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    sb.add_fault("429", api=API, path_contains="/clients/903/statistics", rate=1.0, retry_after=None)
+    # The other plans' pages answer after 4 s: longer than dlt waits for its pool (2 s).
+    sb.add_fault("slow", api=API, path_contains="/statistics", rate=1.0, delay=4.0, count=6)
+    result = wh.run(API).sources[0]
+    in_flight = [f for f in sb.faults() if f["kind"] == "slow"][0]["hits"]
+    assert in_flight >= 1  # a page was in flight when the walk of plan 903 failed
+    assert result.status == "failed"
+    assert "/clients/903/statistics answered 429" in result.message, result.message
+    assert "generator" not in result.message
+    # The pages still in flight are answered here, not into the next test's sandbox.
+    deadline = time.monotonic() + 10
+    while sum(r["fault"] == "slow" for r in sb.requests(API)) < in_flight and time.monotonic() < deadline:
+        time.sleep(0.1)
+    gc.collect()
+    assert [f"{type(u.exc_value).__name__}: {u.exc_value}" for u in unraisable] == []
 
 
 def test_404_on_one_campaigns_ad_sets_fails_loudly(small):
